@@ -1,0 +1,161 @@
+"""The graph core shared by both engines: nodes, topological order, and the backward pass.
+
+Every result of an operation is a :class:`Node` that remembers
+
+* ``_parents`` -- the nodes it was computed from,
+* ``_op``      -- the registry entry that computed it (``None`` for a leaf), and
+* ``_ctx``     -- what that op saved for its backward (its parameters, or arrays).
+
+``backward()`` walks the graph from the output towards the leaves in reverse topological
+order.  At each node it asks the node's op for the gradient of every parent
+(``upstream gradient x local gradient``, the chain rule) and *adds* it to the parent's
+``.grad``: a node used twice (``a + a``, ``x * x``) receives both contributions.
+
+What calling ``backward()`` twice does
+--------------------------------------
+Gradients of **leaves** accumulate, as in PyTorch: a second call adds the same gradient
+again, so ``x.grad`` doubles.  Call ``zero_grad()`` on your leaves (or ``Module.zero_grad()``)
+before each new backward pass.  Gradients of **intermediate** nodes are reset at the start
+of every pass, so they always hold this pass's value and never leak into the next one
+(the silent double-counting bug of naive engines).  The graph is kept after backward, so
+calling it again is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["GradMode", "Node", "enable_grad", "is_grad_enabled", "no_grad"]
+
+
+class GradMode:
+    """Global switch: when ``enabled`` is False, ops record no graph (see :class:`no_grad`)."""
+
+    enabled: bool = True
+
+
+def is_grad_enabled() -> bool:
+    """True when operations currently record the graph for backward."""
+    return GradMode.enabled
+
+
+class no_grad:
+    """Context manager (and decorator) that disables graph recording.
+
+    Inside ``with no_grad():`` every op returns a plain leaf with no parents: nothing is
+    remembered for backward, which saves memory in evaluation loops and optimizer steps.
+    """
+
+    def __enter__(self) -> None:
+        self._prev = GradMode.enabled
+        GradMode.enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        GradMode.enabled = self._prev
+
+    def __call__(self, fn):  # used as a decorator
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(fn, "__doc__", None)
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Context manager that re-enables graph recording inside a ``no_grad`` block."""
+
+    def __enter__(self) -> None:
+        self._prev = GradMode.enabled
+        GradMode.enabled = True
+
+
+class Node:
+    """A node of the computation graph (base of :class:`Value` and :class:`Tensor`)."""
+
+    __slots__ = ("_ctx", "_op", "_parents", "data", "grad", "label")
+
+    # Set by each engine: the numeric backend its formulas run on, and what ``.grad``
+    # holds before any gradient arrived (0.0 for Value, None for Tensor).
+    _math: ClassVar[Any]
+    _GRAD_INIT: ClassVar[Any]
+
+    # ----------------------------------------------------------------- graph access
+    @property
+    def op(self):
+        """The registry entry that produced this node, or None for a leaf."""
+        return self._op
+
+    @property
+    def parents(self) -> tuple:
+        """The nodes this one was computed from (empty for a leaf)."""
+        return self._parents
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._op is None
+
+    def topological_order(self) -> list[Node]:
+        """All nodes this one depends on, each after all of its parents (self last).
+
+        Iterative depth-first search with an explicit stack: linear in the graph size and
+        safe for graphs of any depth (no ``RecursionError`` on a chain of a million ops).
+        """
+        order: list[Node] = []
+        visited = {self}
+        stack = [(self, iter(self._parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent not in visited:
+                    visited.add(parent)
+                    stack.append((parent, iter(parent._parents)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+        return order
+
+    # ------------------------------------------------------------------- backward
+    def _seed_gradient(self, gradient: Any) -> Any:  # pragma: no cover - per engine
+        raise NotImplementedError
+
+    def backward(self, gradient: Any = None) -> None:
+        """Backpropagate from this node: fill ``.grad`` of every node it depends on.
+
+        ``gradient`` is d(something)/d(self); it defaults to 1 for a scalar.  Leaves'
+        gradients accumulate across calls (see the module docstring); intermediates'
+        are recomputed each call.
+        """
+        seed = self._seed_gradient(gradient)
+        order = self.topological_order()
+        init = self._GRAD_INIT
+        for node in order:
+            if node._op is not None:
+                node.grad = init
+        current = self.grad
+        self.grad = seed if current is None else current + seed
+        for node in reversed(order):
+            op = node._op
+            if op is None:
+                continue
+            upstream = node.grad
+            if upstream is None:
+                continue
+            for i, (parent, grad) in enumerate(zip(node._parents, op.backward(node, upstream))):
+                if grad is None:
+                    continue
+                if grad.__class__ is np.ndarray and grad.shape != parent.data.shape:
+                    raise ValueError(
+                        f"{op.name}: backward returned a gradient of shape {grad.shape} for "
+                        f"input {i} of shape {parent.data.shape}"
+                    )
+                current = parent.grad
+                parent.grad = grad if current is None else current + grad
+
+    def zero_grad(self) -> None:
+        """Forget this node's gradient (0.0 for a Value, None for a Tensor)."""
+        self.grad = self._GRAD_INIT

@@ -1,0 +1,122 @@
+"""Loss functions on Tensors: cross-entropy from logits, MSE, and BCE from logits.
+
+The two "from logits" losses are fused ops: their forward combines the log-softmax (or
+log-sigmoid) with the likelihood in one stable expression, and their local gradient is
+the famously simple ``softmax(x) − onehot(y)`` (``σ(x) − t``), divided by the batch size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .registry import tensor_op
+from .tensor import Tensor
+
+__all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "nll_loss"]
+
+
+def _labels(labels: Any, logits_shape: tuple) -> np.ndarray:
+    """Integer class labels checked against logits of shape (N, C)."""
+    y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if y.dtype.kind == "f" and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: labels must be integers, got dtype {y.dtype}")
+    n, c = logits_shape
+    if y.shape != (n,):
+        raise ValueError(
+            f"cross_entropy: labels of shape {y.shape} do not match logits of shape "
+            f"{logits_shape} (expected ({n},))"
+        )
+    if y.size and (y.min() < 0 or y.max() >= c):
+        raise ValueError(
+            f"cross_entropy: labels must be in [0, {c - 1}] for {c} classes; "
+            f"got min {y.min()}, max {y.max()}"
+        )
+    return y
+
+
+@tensor_op(f="L = −(1/N) Σₙ log softmax(xₙ)[yₙ]", grads=("∂x = (softmax(x) − onehot(y)) / N",),
+           category="loss", params={"labels": None}, symbol="CE",
+           name="cross_entropy")
+class _cross_entropy:
+    """Mean cross-entropy of integer labels, computed from logits (fused log-softmax + NLL)."""
+
+    def forward(x, labels):
+        n = x.shape[0]
+        shifted = x - x.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=1, keepdims=True)
+        rows = np.arange(n)
+        loss = np.log(total[:, 0]).sum() - shifted[rows, labels].sum()
+        probs = e / total
+        return np.asarray(loss / n, dtype=x.dtype), (labels, probs)
+
+    def backward(node, g):
+        labels, probs = node._ctx
+        n = probs.shape[0]
+        grad = probs.copy()
+        grad[np.arange(n), labels] -= 1
+        grad *= g / n
+        return (grad,)
+
+
+
+def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
+    """Mean cross-entropy between logits (N, C) and integer labels (N,) in [0, C)."""
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"cross_entropy: logits must be a Tensor, got {type(logits).__name__}")
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}")
+    return _cross_entropy(logits, labels=_labels(labels, logits.shape))
+
+
+def nll_loss(log_probs: Tensor, labels: Any) -> Tensor:
+    """Mean negative log-likelihood of integer labels given log-probabilities (N, C)."""
+    y = _labels(labels, log_probs.shape)
+    return -log_probs[np.arange(len(y)), y].mean()
+
+
+def _same_shape(name: str, a: Tensor, b: Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name}: input shape {a.shape} and target shape {b.shape} differ")
+
+
+def mse_loss(prediction: Tensor, target: Any) -> Tensor:
+    """Mean squared error ``(1/n) Σ (prediction − target)²``."""
+    target = Tensor._coerce(target, prediction)
+    _same_shape("mse_loss", prediction, target)
+    return ((prediction - target) ** 2).mean()
+
+
+@tensor_op(f="L = (1/n) Σ max(x, 0) − x·t + ln(1 + e^(−|x|))",
+           grads=("∂x = (σ(x) − t) / n", "∂t = −x / n"), category="loss", symbol="BCE",
+           name="binary_cross_entropy_with_logits")
+class _bce_with_logits:
+    """Mean binary cross-entropy with targets t in [0, 1], computed from logits x."""
+
+    def forward(x, t):
+        loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        return np.asarray(loss.mean(), dtype=x.dtype), None
+
+    def backward(node, g):
+        x, t = node._parents
+        n = x.data.size
+        gx = gt = None
+        if x.requires_grad:
+            z = np.exp(-np.abs(x.data))
+            sig = np.where(x.data >= 0, 1 / (1 + z), z / (1 + z))
+            gx = (sig - t.data) * (g / n)
+        if t.requires_grad:
+            gt = -x.data * (g / n)
+        return gx, gt
+
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
+    """Mean binary cross-entropy of targets in [0, 1] given logits (stable for any logit)."""
+    targets = Tensor._coerce(targets, logits)
+    _same_shape("binary_cross_entropy_with_logits", logits, targets)
+    return _bce_with_logits(logits, targets)

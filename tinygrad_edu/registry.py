@@ -1,0 +1,414 @@
+"""The registry: every operation and activation, defined once, used by everything.
+
+An op states its forward formula and its local gradient side by side.  Three kinds:
+
+* :class:`Unary`  -- elementwise ``y = f(x)`` with local gradient ``f'(x)`` (written in
+  terms of ``x`` and/or ``y``).  Works in both engines.
+* :class:`Binary` -- elementwise ``y = f(a, b)`` with local gradients ``df/da`` and
+  ``df/db``.  Works in both engines; the tensor engine also sums gradients back over the
+  axes that broadcasting stretched.
+* :class:`TensorOp` -- anything that is not elementwise (matmul, sum, softmax, conv...):
+  a ``forward`` on numpy arrays and a ``backward`` giving each input's gradient (the
+  vector-Jacobian product).  Tensor engine only.
+
+The engines, the tests (``tests/test_registry_gradients.py`` walks :data:`REGISTRY`), the
+graph renderer and the backward explainer all read the same entries, so adding one entry
+adds an op that is differentiated, tested, drawn and explained.
+
+Defining your own op
+--------------------
+>>> from tinygrad_edu.registry import unary
+>>> @unary(f="x³", df="3x²", domain=(-3.0, 3.0))
+... class cube:
+...     '''The cube function.'''
+...     def f(m, x):
+...         return x * x * x
+...     def df(m, x, y):
+...         return 3 * x * x
+>>> from tinygrad_edu import Value
+>>> cube(Value(2.0)).data
+8.0
+
+``m`` is the numeric backend (:mod:`tinygrad_edu.numerics`): write ``m.exp``, ``m.where``...
+instead of ``math.exp`` or ``np.exp`` and the same definition serves both engines.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .autograd import Node
+
+__all__ = [
+    "ONE",
+    "REGISTRY",
+    "Binary",
+    "Op",
+    "TensorOp",
+    "Unary",
+    "activations",
+    "binary",
+    "get",
+    "ops",
+    "tensor_op",
+    "unary",
+]
+
+REGISTRY: dict[str, Op] = {}
+
+
+class _One:
+    """Marker for a local gradient that is the constant 1: the upstream passes unchanged."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ONE"
+
+
+ONE: Any = _One()
+
+#: The node classes (Value, Tensor) that ops build; each engine module adds itself.
+ENGINES: set[type] = set()
+
+
+def _engine_of(inputs: tuple) -> type:
+    """The node class (Value or Tensor) the inputs belong to; numbers adapt to it."""
+    cls = None
+    for x in inputs:
+        if isinstance(x, Node):
+            if cls is None:
+                cls = x.__class__
+            elif x.__class__ is not cls:
+                raise TypeError(f"cannot combine {cls.__name__} and {x.__class__.__name__}")
+    if cls is not None:
+        return cls
+    from .tensor import Tensor
+    from .value import Value
+
+    return Tensor if any(isinstance(x, np.ndarray) for x in inputs) else Value
+
+
+class Op:
+    """Base of every registry entry.
+
+    Attributes: ``name``; ``kind`` ("unary", "binary", "tensor"); ``category`` ("activation",
+    "arithmetic", "math", "reduce", "shape", "loss", "nn"); ``symbol`` shown in graphs;
+    ``f_text`` and ``grad_texts`` (one per input) are the formulas shown in docs, graphs and
+    explanations; ``params`` the keyword parameters and their defaults; ``domain`` an input
+    range where finite differences are well conditioned and ``kinks`` the points where the
+    derivative jumps (tests keep away from them); ``scalar`` whether the Value engine has it.
+    """
+
+    kind = "op"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        category: str,
+        f_text: str,
+        grad_texts: tuple[str, ...],
+        doc: str = "",
+        symbol: str | None = None,
+        params: dict[str, Any] | None = None,
+        domain: tuple[float, float] = (-3.0, 3.0),
+        kinks: tuple[float, ...] = (),
+        scalar: bool = True,
+        register: bool = True,
+    ) -> None:
+        self.name = name
+        self.category = category
+        self.f_text = f_text
+        self.grad_texts = grad_texts
+        self.symbol = symbol or name
+        self.params: dict[str, Any] = dict(params or {})
+        self.domain = domain
+        self.kinks = kinks
+        self.scalar = scalar
+        self.__doc__ = self._compose_doc(doc)
+        if register:
+            if name in REGISTRY:
+                raise ValueError(f"an op named {name!r} is already registered")
+            REGISTRY[name] = self
+
+    def _compose_doc(self, doc: str) -> str:
+        lines = [inspect.cleandoc(doc) if doc else self.name, "", f"    f = {self.f_text}"]
+        lines += [f"    {t}" for t in self.grad_texts]
+        if self.params:
+            lines += ["", "Parameters: " + ", ".join(f"{k}={v!r}" for k, v in self.params.items())]
+        return "\n".join(lines)
+
+    def _bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """Parameters of one call, defaults filled in; unknown names are a TypeError."""
+        if not args and not kwargs:
+            return self.params
+        names = list(self.params)
+        if len(args) > len(names):
+            raise TypeError(f"{self.name}: takes {len(names)} parameter(s) {names}, got {args}")
+        bound = dict(self.params)
+        bound.update(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in bound:
+                raise TypeError(f"{self.name}: unknown parameter {key!r} (has {names})")
+            bound[key] = value
+        return bound
+
+    def local(self, node) -> tuple | None:
+        """The local gradients d node / d parent, one per parent, where elementwise."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} op {self.name!r}: f = {self.f_text}>"
+
+
+class Unary(Op):
+    """Elementwise ``y = f(x)``; backward multiplies the upstream by ``f'(x)``."""
+
+    kind = "unary"
+
+    def __init__(self, name: str, f: Callable, df: Callable | Any, **kw: Any) -> None:
+        super().__init__(name, **kw)
+        self.f = f
+        self.df = df
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any):
+        params = self._bind(args, kwargs)
+        cls = x.__class__
+        if cls not in ENGINES:
+            cls = _engine_of((x,))
+            x = cls._coerce(x, None)
+        return cls._make(self.f(cls._math, x.data, **params), (x,), self, params)
+
+    def local(self, node) -> tuple:
+        (x,) = node._parents
+        df = self.df
+        return (1.0 if df is ONE else df(node._math, x.data, node.data, **node._ctx),)
+
+    def backward(self, node, g):
+        (x,) = node._parents
+        if not x.requires_grad:
+            return (None,)
+        if self.df is ONE:
+            return (g,)
+        return (node._reduce_to(g * self.df(node._math, x.data, node.data, **node._ctx), x),)
+
+
+class Binary(Op):
+    """Elementwise ``y = f(a, b)`` with broadcasting; backward uses ``df/da`` and ``df/db``."""
+
+    kind = "binary"
+
+    def __init__(self, name: str, f: Callable, da: Callable | Any, db: Callable | Any, **kw):
+        super().__init__(name, **kw)
+        self.f = f
+        self.da = da
+        self.db = db
+
+    def __call__(self, a: Any, b: Any):
+        cls = a.__class__
+        if cls is not b.__class__ or cls not in ENGINES:
+            cls = _engine_of((a, b))
+            a = cls._coerce(a, b)
+            b = cls._coerce(b, a)
+        try:
+            y = self.f(cls._math, a.data, b.data)
+        except ValueError as exc:
+            if a.__class__.__name__ == "Tensor":
+                raise ValueError(
+                    f"{self.name}: shapes {a.data.shape} and {b.data.shape} cannot be broadcast"
+                ) from exc
+            raise
+        return cls._make(y, (a, b), self, None)
+
+    def local(self, node) -> tuple:
+        a, b = node._parents
+        m = node._math
+        return tuple(
+            1.0 if d is ONE else d(m, a.data, b.data, node.data) for d in (self.da, self.db)
+        )
+
+    def backward(self, node, g):
+        a, b = node._parents
+        ga = gb = None
+        if a.requires_grad:
+            ga = g if self.da is ONE else g * self.da(node._math, a.data, b.data, node.data)
+            ga = node._reduce_to(ga, a)
+        if b.requires_grad:
+            gb = g if self.db is ONE else g * self.db(node._math, a.data, b.data, node.data)
+            gb = node._reduce_to(gb, b)
+        return ga, gb
+
+
+class TensorOp(Op):
+    """A non-elementwise tensor op: ``forward(*arrays, **params) -> (y, ctx)`` and
+    ``backward(node, g) -> gradients``, one per input (None where not needed)."""
+
+    kind = "tensor"
+
+    def __init__(self, name: str, forward: Callable, backward: Callable, **kw: Any) -> None:
+        kw.setdefault("scalar", False)
+        super().__init__(name, **kw)
+        self.forward = forward
+        self.backward = backward
+
+    def __call__(self, *inputs: Any, **kwargs: Any):
+        from .tensor import Tensor
+
+        params = self._bind((), kwargs)
+        tensors = tuple(x if x.__class__ is Tensor else Tensor._coerce(x, None) for x in inputs)
+        y, ctx = self.forward(*[t.data for t in tensors], **params)
+        return Tensor._make(y, tensors, self, ctx)
+
+
+# ------------------------------------------------------------------ decorators
+def _namespace(cls: type) -> dict[str, Any]:
+    return {k: v for k, v in vars(cls).items() if not k.startswith("__")}
+
+
+def _constant_or(fn: Any) -> Any:
+    return ONE if fn == 1 else fn
+
+
+def unary(
+    *,
+    f: str,
+    df: str,
+    category: str = "math",
+    name: str | None = None,
+    **kw: Any,
+) -> Callable[[type], Unary]:
+    """Class decorator: a class with ``f(m, x, **params)`` and ``df(m, x, y, **params)``
+    becomes a registered :class:`Unary` op (named after the class).  ``df = 1`` means the
+    local gradient is the constant one."""
+
+    def build(cls: type) -> Unary:
+        ns = _namespace(cls)
+        return Unary(
+            name or cls.__name__,
+            ns["f"],
+            _constant_or(ns["df"]),
+            category=category,
+            f_text=f,
+            grad_texts=(f"f'(x) = {df}",),
+            doc=cls.__doc__ or "",
+            **kw,
+        )
+
+    return build
+
+
+def binary(
+    *,
+    f: str,
+    da: str,
+    db: str,
+    category: str = "arithmetic",
+    name: str | None = None,
+    **kw: Any,
+) -> Callable[[type], Binary]:
+    """Class decorator: a class with ``f(m, a, b)``, ``da(m, a, b, y)`` and ``db(m, a, b, y)``
+    becomes a registered :class:`Binary` op.  ``da = 1`` means the constant one."""
+
+    def build(cls: type) -> Binary:
+        ns = _namespace(cls)
+        return Binary(
+            name or cls.__name__,
+            ns["f"],
+            _constant_or(ns["da"]),
+            _constant_or(ns["db"]),
+            category=category,
+            f_text=f,
+            grad_texts=(f"∂f/∂a = {da}", f"∂f/∂b = {db}"),
+            doc=cls.__doc__ or "",
+            **kw,
+        )
+
+    return build
+
+
+def tensor_op(
+    *,
+    f: str,
+    grads: tuple[str, ...],
+    category: str,
+    name: str | None = None,
+    **kw: Any,
+) -> Callable[[type], TensorOp]:
+    """Class decorator: a class with ``forward(*arrays, **params) -> (y, ctx)`` and
+    ``backward(node, g) -> tuple`` becomes a registered :class:`TensorOp`."""
+
+    def build(cls: type) -> TensorOp:
+        ns = _namespace(cls)
+        return TensorOp(
+            name or cls.__name__,
+            ns["forward"],
+            ns["backward"],
+            category=category,
+            f_text=f,
+            grad_texts=grads,
+            doc=cls.__doc__ or "",
+            **kw,
+        )
+
+    return build
+
+
+# ------------------------------------------------------------------ queries
+def get(name: str) -> Op:
+    """The registry entry called ``name`` (KeyError listing the known names otherwise)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no op named {name!r}; known: {sorted(REGISTRY)}") from None
+
+
+def ops(category: str | None = None, kind: str | None = None) -> list[Op]:
+    """Registry entries, optionally filtered by category and kind, in definition order."""
+    return [
+        op
+        for op in REGISTRY.values()
+        if (category is None or op.category == category) and (kind is None or op.kind == kind)
+    ]
+
+
+def activations() -> list[Op]:
+    """Every activation function in the registry."""
+    return ops("activation")
+
+
+# ------------------------------------------------------------------ engine methods
+def method_for(op: Op) -> Callable:
+    """A method ``node.<op.name>(*params)`` for an engine class, documented by the op."""
+
+    def method(self, *args: Any, **kwargs: Any):
+        if args or kwargs:
+            return op(self, **op._bind(args, kwargs))
+        return op(self)
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = op.__doc__
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [self_param]
+        + [
+            inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
+            for k, v in op.params.items()
+        ]
+    )
+    return method
+
+
+def attach_methods(cls: type, categories: tuple[str, ...], scalar_only: bool) -> None:
+    """Give ``cls`` a method for every registered op of the given categories."""
+    for op in REGISTRY.values():
+        if op.category in categories and (op.scalar or not scalar_only) and not hasattr(
+            cls, op.name
+        ):
+            if scalar_only and op.kind == "tensor":
+                continue
+            setattr(cls, op.name, method_for(op))

@@ -1,0 +1,332 @@
+"""`Tensor`: the array engine, one numpy array per graph node.
+
+>>> import numpy as np
+>>> W = Tensor(np.ones((3, 2)), requires_grad=True)
+>>> x = Tensor([[1.0, 2.0, 3.0]])
+>>> loss = (x @ W).relu().sum()
+>>> loss.backward()
+>>> W.grad.tolist()
+[[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]
+
+Arithmetic broadcasts as numpy does; each gradient is summed back to its input's shape.
+float32 by default; float64 data is kept as float64 (use it for gradient checks).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from . import activations as _activations  # noqa: F401  (registers the activations)
+from . import ops as _ops
+from .autograd import GradMode, Node
+from .numerics import ARRAY
+from .registry import ENGINES, REGISTRY, attach_methods
+
+__all__ = ["Tensor"]
+
+_new = object.__new__
+_ndarray = np.ndarray
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_ADD, _SUB, _MUL, _DIV = _ops.add, _ops.sub, _ops.mul, _ops.div
+_POW, _POW_CONST, _NEG, _MATMUL = REGISTRY["pow"], REGISTRY["pow_const"], _ops.neg, _ops.matmul
+_SUM, _MEAN, _MAX = REGISTRY["sum"], _ops.mean, REGISTRY["max"]
+_RESHAPE, _TRANSPOSE, _GETITEM = _ops.reshape, _ops.transpose, _ops.getitem
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Tensor data as a float32/float64 array; anything non-numeric is a TypeError."""
+    if isinstance(data, Tensor):
+        data = data.data
+    elif isinstance(data, Node):
+        raise TypeError(f"Tensor: cannot make a Tensor from a {type(data).__name__}")
+    arr = data if data.__class__ is _ndarray else np.asarray(data)
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        if dt not in _FLOATS:
+            raise TypeError(f"Tensor: dtype must be float32 or float64, got {dt}")
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: data of dtype {arr.dtype} is not real numbers")
+        return arr.astype(dt, copy=False)
+    if arr.dtype in _FLOATS:
+        return arr
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float32)
+    raise TypeError(f"Tensor: data of dtype {arr.dtype} is not real numbers")
+
+
+class Tensor(Node):
+    """An array node: ``.data`` (ndarray), ``.grad`` (ndarray or None), ``requires_grad``.
+
+    Leaves you want gradients for need ``requires_grad=True`` (as in PyTorch); a result
+    requires grad when any of its inputs does.  The array is shared, not copied, when it is
+    already float32/float64 (like ``torch.from_numpy``).
+    """
+
+    __slots__ = ("requires_grad",)
+    _math = ARRAY
+    _GRAD_INIT = None
+    __array_ufunc__ = None  # numpy defers to our reflected operators (no object arrays)
+
+    def __init__(
+        self, data: Any, dtype: Any = None, requires_grad: bool = False, label: str = ""
+    ) -> None:
+        self.data = _as_array(data, dtype)
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._parents = ()
+        self._op = None
+        self._ctx = None
+        self.label = label
+
+    # ------------------------------------------------------------ engine hooks
+    @staticmethod
+    def _make(data: Any, parents: tuple, op: Any, ctx: Any) -> Tensor:
+        t = _new(Tensor)
+        t.data = data if data.__class__ is _ndarray else np.asarray(data)
+        t.grad = None
+        t.label = ""
+        if GradMode.enabled:
+            for p in parents:
+                if p.requires_grad:
+                    t.requires_grad = True
+                    t._parents = parents
+                    t._op = op
+                    t._ctx = ctx
+                    return t
+        t.requires_grad = False
+        t._parents = ()
+        t._op = None
+        t._ctx = None
+        return t
+
+    @staticmethod
+    def _coerce(x: Any, like: Any = None) -> Tensor:
+        if x.__class__ is Tensor:
+            return x
+        if isinstance(x, numbers.Real) and not isinstance(x, np.ndarray):
+            dtype = like.data.dtype if like.__class__ is Tensor else np.float32
+            return Tensor(np.asarray(x, dtype=dtype))
+        if isinstance(x, Node):
+            raise TypeError(f"cannot combine Tensor and {type(x).__name__}")
+        return Tensor(x)
+
+    @staticmethod
+    def _reduce_to(g: Any, parent: Tensor) -> np.ndarray:
+        """Sum a gradient back over broadcast axes to the parent's shape and dtype."""
+        data = parent.data
+        if g.__class__ is not _ndarray:
+            g = np.asarray(g)
+        if g.shape != data.shape:
+            g = _ops._unbroadcast(g, data.shape)
+        if g.dtype != data.dtype:
+            g = g.astype(data.dtype)
+        return g
+
+    def _seed_gradient(self, gradient: Any) -> np.ndarray:
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad (its inputs all have "
+                "requires_grad=False, or it was computed under no_grad())"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: the output has shape {self.data.shape}; a non-scalar output "
+                    "needs an explicit gradient argument of that shape, e.g. "
+                    "y.backward(np.ones(y.shape))"
+                )
+            return np.ones_like(self.data)
+        g = gradient.data if isinstance(gradient, Tensor) else gradient
+        g = np.asarray(g, dtype=self.data.dtype)
+        if g.shape != self.data.shape:
+            raise ValueError(
+                f"backward: gradient of shape {g.shape} does not match the output's shape "
+                f"{self.data.shape}"
+            )
+        return g
+
+    # ------------------------------------------------------------ array facts
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        """The single number of a one-element tensor."""
+        if self.data.size != 1:
+            raise ValueError(f"item: tensor of shape {self.data.shape} has more than one element")
+        return float(self.data.reshape(()))
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this array, with no history and requires_grad=False."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return self (PyTorch's spelling)."""
+        if self._op is not None:
+            raise RuntimeError("requires_grad_: only leaves can change requires_grad")
+        self.requires_grad = requires_grad
+        return self
+
+    def argmax(self, axis: int | None = None) -> np.ndarray:
+        """Indices of the maxima (an ndarray: not differentiable)."""
+        return self.data.argmax(axis=axis)
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, other: Any) -> Tensor:
+        return _ADD(self, _operand(other, self))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ADD(_operand(other, self), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _SUB(self, _operand(other, self))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _SUB(_operand(other, self), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _MUL(self, _operand(other, self))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _MUL(_operand(other, self), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _DIV(self, _operand(other, self))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _DIV(_operand(other, self), self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        if isinstance(other, numbers.Real) and not isinstance(other, np.ndarray):
+            return _POW_CONST(self, p=float(other))
+        return _POW(self, _operand(other, self))
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _POW(_operand(other, self), self)
+
+    def __neg__(self) -> Tensor:
+        return _NEG(self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _MATMUL(self, _operand(other, self))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _MATMUL(_operand(other, self), self)
+
+    # ------------------------------------------------------------ reductions and shapes
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (all by default)."""
+        return _SUM(self, axis=_axis(axis), keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Mean over ``axis`` (all by default)."""
+        return _MEAN(self, axis=_axis(axis), keepdims=keepdims)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Maximum over ``axis`` (all by default); ties share the gradient."""
+        return _MAX(self, axis=_axis(axis), keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        """Same elements in a new shape: ``t.reshape(2, 3)`` or ``t.reshape((2, 3))``."""
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        return _RESHAPE(self, shape=shape)
+
+    def transpose(self, *axes: int) -> Tensor:
+        """Permute axes (``t.transpose(1, 0, 2)``); reverse them when none are given."""
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = tuple(axes[0])
+        return _TRANSPOSE(self, axes=axes or None)
+
+    permute = transpose
+
+    @property
+    def T(self) -> Tensor:
+        return _TRANSPOSE(self, axes=None)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _GETITEM(self, index=_index(index))
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", threshold=20,
+                               edgeitems=2, prefix="Tensor(")
+        extra = f", dtype={self.data.dtype}"
+        if self._op is not None:
+            extra += f", op={self._op.name}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        if self.label:
+            extra += f", label={self.label!r}"
+        return f"Tensor({body}{extra})"
+
+    # ------------------------------------------------------------ constructors
+    @staticmethod
+    def zeros(*shape: int, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @staticmethod
+    def ones(*shape: int, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @staticmethod
+    def randn(*shape: int, dtype: Any = np.float32, requires_grad: bool = False,
+              rng: np.random.Generator | None = None) -> Tensor:
+        """Standard normal samples (pass ``rng`` for reproducibility)."""
+        rng = rng if rng is not None else np.random.default_rng()
+        return Tensor(rng.standard_normal(_shape(shape)).astype(dtype), requires_grad=requires_grad)
+
+
+def _shape(shape: tuple) -> tuple:
+    return tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+
+
+def _axis(axis: Any) -> Any:
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _index(index: Any) -> Any:
+    """Tensors and lists used as indices become integer arrays."""
+    if isinstance(index, tuple):
+        return tuple(_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data.astype(np.intp)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _operand(x: Any, like: Tensor) -> Tensor:
+    if x.__class__ is Tensor:
+        return x
+    try:
+        return Tensor._coerce(x, like)
+    except TypeError:
+        raise TypeError(
+            f"unsupported operand: Tensor and {type(x).__name__} ({x!r:.40})"
+        ) from None
+
+
+attach_methods(Tensor, ("math", "activation"), scalar_only=False)
+ENGINES.add(Tensor)

@@ -1,0 +1,181 @@
+"""`Value`: the scalar engine, one Python float per graph node.
+
+>>> x, w, b = Value(2.0, label="x"), Value(-3.0, label="w"), Value(6.88, label="b")
+>>> y = (x * w + b).tanh()
+>>> y.backward()
+>>> round(x.grad, 4), round(w.grad, 4)
+(-1.5294, 1.0196)
+
+Every operation comes from the registry (:mod:`tinygrad_edu.ops`,
+:mod:`tinygrad_edu.activations`), evaluated on Python floats through ``math``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from . import activations as _activations  # noqa: F401  (registers the activations)
+from . import ops as _ops
+from .autograd import GradMode, Node
+from .numerics import SCALAR
+from .registry import ENGINES, REGISTRY, attach_methods
+
+__all__ = ["Value"]
+
+_new = object.__new__
+_ADD, _SUB, _MUL, _DIV = _ops.add, _ops.sub, _ops.mul, _ops.div
+_POW, _POW_CONST, _NEG = REGISTRY["pow"], REGISTRY["pow_const"], _ops.neg
+
+
+def _as_float(x: Any, what: str = "Value") -> float:
+    if isinstance(x, numbers.Real):
+        return float(x)
+    raise TypeError(f"{what}: expected a real number, got {type(x).__name__} {x!r}")
+
+
+class Value(Node):
+    """A scalar node: ``.data`` (float), ``.grad`` (float, 0.0 until backward), ``.label``.
+
+    Supports ``+ - * / **`` (with numbers on either side), unary ``-``, ``exp``, ``log``,
+    ``sqrt``, ``abs`` and every activation of the registry as a method
+    (``v.tanh()``, ``v.leaky_relu(0.2)``, ``v.gelu(approximate="tanh")``...).
+    """
+
+    __slots__ = ()
+    _math = SCALAR
+    _GRAD_INIT = 0.0
+    requires_grad = True  # every Value takes part in backward
+    __array_ufunc__ = None  # numpy defers to our reflected operators
+
+    def __init__(self, data: float, label: str = "") -> None:
+        self.data = data if data.__class__ is float else _as_float(data)
+        self.grad = 0.0
+        self._parents = ()
+        self._op = None
+        self._ctx = None
+        self.label = label
+
+    # ------------------------------------------------------------ engine hooks
+    @staticmethod
+    def _make(data: float, parents: tuple, op: Any, ctx: Any) -> Value:
+        v = _new(Value)
+        v.data = data
+        v.grad = 0.0
+        v.label = ""
+        if GradMode.enabled:
+            v._parents = parents
+            v._op = op
+            v._ctx = ctx
+        else:
+            v._parents = ()
+            v._op = None
+            v._ctx = None
+        return v
+
+    @staticmethod
+    def _coerce(x: Any, other: Any = None) -> Value:
+        if x.__class__ is Value:
+            return x
+        return Value(_as_float(x, "Value operand"))
+
+    @staticmethod
+    def _reduce_to(g: float, parent: Value) -> float:
+        return g
+
+    def _seed_gradient(self, gradient: Any) -> float:
+        return 1.0 if gradient is None else _as_float(gradient, "backward gradient")
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _ADD(self, other)
+
+    def __radd__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _ADD(other, self)
+
+    def __sub__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _SUB(self, other)
+
+    def __rsub__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _SUB(other, self)
+
+    def __mul__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _MUL(self, other)
+
+    def __rmul__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _MUL(other, self)
+
+    def __truediv__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _DIV(self, other)
+
+    def __rtruediv__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _DIV(other, self)
+
+    def __pow__(self, other: Any) -> Value:
+        if other.__class__ is Value:
+            return _POW(self, other)
+        if isinstance(other, numbers.Real):
+            return _POW_CONST(self, p=float(other))
+        return NotImplemented
+
+    def __rpow__(self, other: Any) -> Value:
+        other = _operand(other)
+        return NotImplemented if other is None else _POW(other, self)
+
+    def __neg__(self) -> Value:
+        return _NEG(self)
+
+    # ------------------------------------------------------------ the rest
+    def detach(self) -> Value:
+        """A new leaf with the same number and no history: gradients stop here."""
+        return Value(self.data, label=self.label)
+
+    @staticmethod
+    def softmax(values: Sequence[Value | float]) -> list[Value]:
+        """Softmax of a list of Values: ``e^(xᵢ − m) / Σⱼ e^(xⱼ − m)``, m = max (a constant)."""
+        xs = [Value._coerce(v) for v in values]
+        shift = max(v.data for v in xs)
+        exps = [(v - shift).exp() for v in xs]
+        total = _chain_sum(exps)
+        return [e / total for e in exps]
+
+    @staticmethod
+    def log_softmax(values: Sequence[Value | float]) -> list[Value]:
+        """Log-softmax of a list of Values: ``xᵢ − m − ln Σⱼ e^(xⱼ − m)``, stable for any size."""
+        xs = [Value._coerce(v) for v in values]
+        shift = max(v.data for v in xs)
+        log_total = _chain_sum([(v - shift).exp() for v in xs]).log()
+        return [v - shift - log_total for v in xs]
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{label})"
+
+
+def _operand(x: Any) -> Value | None:
+    """``x`` as a Value, or None when it is not a number (Python then raises TypeError)."""
+    if x.__class__ is Value:
+        return x
+    if isinstance(x, numbers.Real):
+        return Value(float(x))
+    return None
+
+
+def _chain_sum(values: list[Value]) -> Value:
+    total = values[0]
+    for v in values[1:]:
+        total = total + v
+    return total
+
+
+attach_methods(Value, ("math", "activation"), scalar_only=True)
+ENGINES.add(Value)
