@@ -23,6 +23,7 @@ calling it again is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -82,6 +83,7 @@ class Node:
     # holds before any gradient arrived (0.0 for Value, None for Tensor).
     _math: ClassVar[Any]
     _GRAD_INIT: ClassVar[Any]
+    _engine: ClassVar[type]  # the engine class results are made of (Value or Tensor)
 
     # ----------------------------------------------------------------- graph access
     @property
@@ -123,13 +125,25 @@ class Node:
     def _seed_gradient(self, gradient: Any) -> Any:  # pragma: no cover - per engine
         raise NotImplementedError
 
-    def backward(self, gradient: Any = None) -> None:
+    def backward(self, gradient: Any = None, trace: bool = False) -> Any:
         """Backpropagate from this node: fill ``.grad`` of every node it depends on.
 
         ``gradient`` is d(something)/d(self); it defaults to 1 for a scalar.  Leaves'
         gradients accumulate across calls (see the module docstring); intermediates'
-        are recomputed each call.
+        are recomputed each call.  With ``trace=True`` the pass is also recorded step by
+        step, printed, and returned (see :func:`tinygrad_edu.viz.explain_backward`).
         """
+        if trace:
+            from .viz.explain import explain_backward
+
+            return explain_backward(self, gradient)
+        self.run_backward(gradient)
+        return None
+
+    def run_backward(self, gradient: Any = None, on_edge: Callable | None = None) -> None:
+        """The backward pass itself.  ``on_edge(node, i, upstream, grad)`` is called after
+        the gradient ``grad`` of ``node``'s i-th parent was added to that parent's ``.grad``
+        (used by the explainer; None in normal use)."""
         seed = self._seed_gradient(gradient)
         order = self.topological_order()
         init = self._GRAD_INIT
@@ -155,6 +169,14 @@ class Node:
                     )
                 current = parent.grad
                 parent.grad = grad if current is None else current + grad
+                if on_edge is not None:
+                    on_edge(node, i, upstream, grad)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
+        """Jupyter shows a node as its computation graph (SVG), or as text without Graphviz."""
+        from .viz.graph import mimebundle
+
+        return mimebundle(self)
 
     def zero_grad(self) -> None:
         """Forget this node's gradient (0.0 for a Value, None for a Tensor)."""

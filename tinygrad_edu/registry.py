@@ -77,14 +77,17 @@ ENGINES: set[type] = set()
 
 
 def _engine_of(inputs: tuple) -> type:
-    """The node class (Value or Tensor) the inputs belong to; numbers adapt to it."""
+    """The engine class (Value or Tensor) the inputs belong to; numbers adapt to it.
+
+    Subclasses (such as ``nn.Parameter``) belong to their base engine via ``_engine``."""
     cls = None
     for x in inputs:
         if isinstance(x, Node):
+            engine = x._engine
             if cls is None:
-                cls = x.__class__
-            elif x.__class__ is not cls:
-                raise TypeError(f"cannot combine {cls.__name__} and {x.__class__.__name__}")
+                cls = engine
+            elif engine is not cls:
+                raise TypeError(f"cannot combine {cls.__name__} and {engine.__name__}")
     if cls is not None:
         return cls
     from .tensor import Tensor
@@ -260,7 +263,7 @@ class TensorOp(Op):
         from .tensor import Tensor
 
         params = self._bind((), kwargs)
-        tensors = tuple(x if x.__class__ is Tensor else Tensor._coerce(x, None) for x in inputs)
+        tensors = tuple(x if isinstance(x, Tensor) else Tensor._coerce(x, None) for x in inputs)
         y, ctx = self.forward(*[t.data for t in tensors], **params)
         return Tensor._make(y, tensors, self, ctx)
 

@@ -104,10 +104,10 @@ class Tensor(Node):
 
     @staticmethod
     def _coerce(x: Any, like: Any = None) -> Tensor:
-        if x.__class__ is Tensor:
+        if isinstance(x, Tensor):
             return x
         if isinstance(x, numbers.Real) and not isinstance(x, np.ndarray):
-            dtype = like.data.dtype if like.__class__ is Tensor else np.float32
+            dtype = like.data.dtype if isinstance(like, Tensor) else np.float32
             return Tensor(np.asarray(x, dtype=dtype))
         if isinstance(x, Node):
             raise TypeError(f"cannot combine Tensor and {type(x).__name__}")
@@ -328,5 +328,6 @@ def _operand(x: Any, like: Tensor) -> Tensor:
         ) from None
 
 
+Tensor._engine = Tensor
 attach_methods(Tensor, ("math", "activation"), scalar_only=False)
 ENGINES.add(Tensor)

@@ -177,5 +177,6 @@ def _chain_sum(values: list[Value]) -> Value:
     return total
 
 
+Value._engine = Value
 attach_methods(Value, ("math", "activation"), scalar_only=True)
 ENGINES.add(Value)
