@@ -580,7 +580,7 @@ def _pixels_to_bytes(pixels: object, what: str) -> np.ndarray:
     side = _IMAGE_SIDE
     if pixels.ndim != 2 or pixels.shape[1] != side * side:
         raise DatasetError(f"{what}: expected shape (n, {side * side}), got {pixels.shape}")
-    scaled = pixels.astype(np.float64) * 256.0
+    scaled = pixels * pixels.dtype.type(256)  # exact: scaling by a power of two
     rounded = np.rint(scaled)
     if not np.array_equal(scaled, rounded):
         raise DatasetError(f"{what}: pixels are not exact multiples of 1/256")

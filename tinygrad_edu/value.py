@@ -4,7 +4,7 @@
 >>> y = (x * w + b).tanh()
 >>> y.backward()
 >>> round(x.grad, 4), round(w.grad, 4)
-(-1.5294, 1.0196)
+(-1.5029, 1.0019)
 
 Every operation comes from the registry (:mod:`tinygrad_edu.ops`,
 :mod:`tinygrad_edu.activations`), evaluated on Python floats through ``math``.
@@ -158,7 +158,13 @@ class Value(Node):
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
-        return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{label})"
+        return f"Value(data={_num(self.data)}, grad={_num(self.grad)}{label})"
+
+
+def _num(x: float) -> str:
+    """A float for reading: 6 significant digits, always with a decimal point."""
+    text = f"{x:.6g}"
+    return text if any(c in text for c in ".enai") else text + ".0"
 
 
 def _operand(x: Any) -> Value | None:
