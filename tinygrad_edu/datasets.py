@@ -365,18 +365,35 @@ def _locate(
             return _Located(directory, present, _verify_files(present))
         searched.append(_missing_text(directory, present))
         _log(verbose, f"{label} {searched[-1]}: falling through to the cache {cache}")
-    present = _present_files(cache)
-    missing = [name for name in MNIST_SHA256 if name not in present]
+    _log(verbose, f"verifying MNIST in {cache} (cache)")
+    verified = _verified_or_removed(_present_files(cache))
+    missing = [name for name in MNIST_SHA256 if name not in verified]
     if missing and download:
-        _verify_files(present)
         _download_into_cache(cache, missing, verbose)
-        present = _present_files(cache)
-    if len(present) != len(MNIST_SHA256):
-        searched.append(_missing_text(cache, present))
+        verified.update(_verify_files({n: p for n, p in _present_files(cache).items()
+                                       if n in missing}))
+    present = _present_files(cache)
+    if len(verified) != len(MNIST_SHA256):
+        searched.append(_missing_text(cache, {n: present[n] for n in verified}))
         hint = "" if download else "; download disabled"
         raise DatasetError(f"MNIST not found: searched {'; '.join(searched)}{hint}")
-    _log(verbose, f"verifying MNIST in {cache} (cache)")
-    return _Located(cache, present, _verify_files(present))
+    return _Located(cache, present, verified)
+
+
+def _verified_or_removed(files: dict[str, Path]) -> dict[str, bytes]:
+    """Verify cached files; a corrupt one (damaged outside this loader) is deleted, so the
+    cache never keeps it and it is fetched again, and the deletion is reported on stderr."""
+    verified: dict[str, bytes] = {}
+    for name, path in files.items():
+        try:
+            data = _read_decompressed(path)
+            _check_sha256(name, data, str(path))
+        except DatasetError as exc:
+            _log(True, f"removing corrupt cached file ({exc})")
+            _remove_quietly(path)
+            continue
+        verified[name] = data
+    return verified
 
 
 def find_mnist(
