@@ -1,0 +1,71 @@
+"""README.md is a promise: its examples run and print what it shows."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, re.S)
+
+
+def _examples_with_output() -> list[tuple[str, str]]:
+    """Python blocks directly followed by a text block showing what they print."""
+    pairs = []
+    for (lang, code), (next_lang, shown) in zip(BLOCKS, BLOCKS[1:]):
+        if lang == "python" and next_lang == "text":
+            pairs.append((code, shown))
+    return pairs
+
+
+@pytest.mark.parametrize("code, shown", _examples_with_output())
+def test_example_prints_what_readme_shows(code: str, shown: str) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    assert out.getvalue().strip() == shown.strip()
+
+
+def test_readme_has_examples_with_output() -> None:
+    assert len(_examples_with_output()) >= 2
+
+
+def test_custom_op_pytest_example_passes(tmp_path: Path) -> None:
+    code = next(c for lang, c in BLOCKS if lang == "python" and c.startswith("# test_cube.py"))
+    (tmp_path / "test_cube.py").write_text(code, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+def test_custom_op_example_catches_a_wrong_gradient(tmp_path: Path) -> None:
+    code = next(c for lang, c in BLOCKS if lang == "python" and c.startswith("# test_cube.py"))
+    wrong = code.replace("return 3 * x * x", "return 6 * x * x")
+    assert wrong != code
+    (tmp_path / "test_cube.py").write_text(wrong, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 1
+    assert "gradcheck failed for input 0" in result.stdout
+    assert "1 failed" in result.stdout
+
+
+def test_both_commands_are_in_the_readme_and_ci_runs_the_test_command() -> None:
+    commands = [c.strip() for lang, c in BLOCKS if lang == "bash"]
+    train = [c for c in commands if "tinygrad-edu train" in c]
+    tests = [c for c in commands if "pytest" in c]
+    assert train and tests
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert tests[0] in ci.splitlines(), "the CI script must run the README's test command verbatim"
