@@ -1,0 +1,196 @@
+"""The graph pictures: DOT content (counts, labels, local gradients), SVG rendering,
+summarising big graphs, Jupyter display, the missing-Graphviz path and the layer view."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import Tensor, Value, cross_entropy, nn
+from tinygrad_edu.viz import (
+    GraphvizNotFound,
+    dot_available,
+    draw_graph,
+    examples,
+    mimebundle,
+    render_svg,
+    save,
+)
+from tinygrad_edu.viz._fmt import num
+from tinygrad_edu.viz.module_view import draw_training_step, trace_modules
+
+
+def require_dot() -> None:
+    """Skip without Graphviz locally; in CI (where it is installed) its absence fails."""
+    if not dot_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Graphviz `dot` is missing in CI (.ci/run installs it)")
+        pytest.skip("Graphviz `dot` not installed")
+
+
+def dot_nodes(source: str) -> list[str]:
+    return [m.group(1) for m in re.finditer(r"^\t(\w+) \[", source, re.MULTILINE)
+            if m.group(1) not in ("node", "edge", "graph")]
+
+
+def dot_edges(source: str) -> list[tuple[str, str]]:
+    return re.findall(r"^\t(\w+) -> (\w+)", source, re.MULTILINE)
+
+
+def edge_labels(source: str) -> list[str]:
+    return re.findall(r'-> \w+ \[label="([^"]*)"', source)
+
+
+def graph_counts(root) -> tuple[int, int]:
+    """(value nodes + op nodes, parent edges + op→value edges) of the real graph."""
+    order = root.topological_order()
+    ops = [n for n in order if n._op is not None]
+    return len(order) + len(ops), sum(len(n._parents) for n in ops) + len(ops)
+
+
+def test_neuron_dot_has_every_node_edge_and_local_gradient() -> None:
+    o = examples.neuron()
+    source = draw_graph(o).source
+    nodes, edges = graph_counts(o)
+    assert len(dot_nodes(source)) == nodes == 15  # 10 values, 5 ops
+    assert len(dot_edges(source)) == edges == 14
+    for node in o.topological_order():
+        assert f"data {num(node.data)}" in source
+        assert f"grad {num(node.grad)}" in source
+    labels = edge_labels(source)
+    assert "∂/∂x1 = w1 = -3" in labels  # d(x1·w1)/dx1 = w1
+    assert "∂/∂w1 = x1 = 2" in labels
+    assert "∂/∂b = 1" in labels
+    assert f"∂/∂n = 1 − y² = {num(1 - o.data**2)}" in labels
+    assert len(labels) == 9  # every edge into an op carries its local gradient
+
+
+def test_no_local_gradients_before_backward_and_with_show_grad_false() -> None:
+    o = examples.neuron(backward=False)
+    assert "∂/∂" not in draw_graph(o).source
+    o.backward()
+    source = draw_graph(o, show_grad=False).source
+    assert "∂/∂" not in source and "grad " not in source
+    assert "∂/∂" in draw_graph(o).source
+
+
+def test_reused_node_gets_two_edges() -> None:
+    a = Value(3.0, label="a")
+    y = a * a
+    y.backward()
+    source = draw_graph(y).source
+    assert dot_edges(source).count(("n0", "n1_op")) == 2
+    assert edge_labels(source).count("∂/∂a = a = 3") == 2
+    assert "grad 6" in source
+
+
+def test_tensor_records_show_shape_dtype_values_or_summary() -> None:
+    loss = examples.mlp()
+    source = draw_graph(loss).source
+    nodes, edges = graph_counts(loss)
+    assert len(dot_nodes(source)) == nodes
+    assert len(dot_edges(source)) == edges
+    assert "(3, 4) float32" in source and "(4,) float32" in source  # W1, b1
+    b2 = next(n for n in loss.topological_order() if n.label == "b2")
+    assert "[" + ", ".join(num(v) for v in b2.data) + "]" in source  # small: values
+    assert "min " in source and " mean " in source and " max " in source  # bigger: summary
+    labels = edge_labels(source)
+    assert "∂A = G @ Bᵀ" in labels and "∂B = Aᵀ @ G" in labels  # tensor op: formula
+    assert "∂x = (softmax(x) − onehot(y)) / N" in labels
+    x = next(n for n in loss.topological_order() if n.label == "X")
+    assert "grad —" in source and not x.requires_grad
+
+
+def test_big_graph_is_summarised_not_drawn_whole() -> None:
+    x = Value(0.5, label="x")
+    y = x
+    for _ in range(3000):  # deep: no recursion anywhere
+        y = y * 1.0001 + 0.0
+    y.backward()
+    source = draw_graph(y, max_nodes=60).source
+    assert len(dot_nodes(source)) <= 2 * 60 + 1
+    assert re.search(r"… \d+ more nodes", source)
+    assert "summary ->" in source
+
+
+def test_rankdir_and_title() -> None:
+    source = draw_graph(examples.neuron(), rankdir="TB", title="a neuron").source
+    assert "rankdir=TB" in source and "a neuron" in source
+
+
+def test_svg_rendering_has_the_labels() -> None:
+    require_dot()
+    svg = html.unescape(render_svg(draw_graph(examples.neuron())))
+    assert svg.lstrip().startswith("<?xml") or svg.lstrip().startswith("<svg")
+    assert "<svg" in svg
+    for text in ("x1", "data 2", "grad 0.5", "tanh", "∂/∂x1 = w1 = -3"):
+        assert text in svg
+
+
+def test_save_by_suffix(tmp_path) -> None:
+    dot = draw_graph(examples.neuron())
+    assert "digraph" in save(dot, tmp_path / "g.dot").read_text()
+    with pytest.raises(ValueError, match="unknown output format"):
+        save(dot, tmp_path / "g.bmp")
+    require_dot()
+    assert save(dot, tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert save(dot, tmp_path / "g.svg").read_text().count("<svg") == 1
+
+
+def test_jupyter_mimebundle() -> None:
+    require_dot()
+    o = examples.neuron()
+    bundle = o._repr_mimebundle_()
+    assert "<svg" in bundle["image/svg+xml"]
+    assert bundle["text/plain"] == repr(o)
+    t = Tensor(np.ones(3), requires_grad=True)
+    assert "<svg" in mimebundle((t * 2).sum())["image/svg+xml"]
+
+
+def test_without_dot_source_still_works_and_rendering_says_how_to_install(
+    monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` anywhere
+    assert not dot_available()
+    o = examples.neuron()
+    dot = draw_graph(o)
+    assert "digraph" in dot.source
+    with pytest.raises(GraphvizNotFound, match="apt-get install graphviz") as info:
+        render_svg(dot)
+    assert "brew install graphviz" in str(info.value)
+    with pytest.raises(GraphvizNotFound):
+        save(dot, tmp_path / "g.svg")
+    assert save(dot, tmp_path / "g.dot").exists()
+    bundle = o._repr_mimebundle_()
+    assert "image/svg+xml" not in bundle
+    assert "apt-get install graphviz" in bundle["text/plain"]
+    assert bundle["text/vnd.graphviz"] == dot.source
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_layer_view_of_one_training_step_is_small_and_readable(name) -> None:
+    dot = examples.network_step(name, batch=4)
+    source = dot.source
+    assert len(dot_nodes(source)) < 20  # one node per layer, not thousands of op nodes
+    assert "Linear(" in source and "‖∇‖" in source and "CE" in source
+    if name == "cnn":
+        assert "Conv2d(1, 16" in source and "weight (16, 1, 5, 5)" in source
+        assert "MaxPool2d" in source and "(4, 16, 28, 28)" in source
+    else:
+        assert "weight (256, 784)" in source and "(4, 784)" in source
+
+
+def test_trace_modules_restores_forward_and_counts_calls() -> None:
+    model = nn.MLP([6, 5, 3], rng=0)
+    x = Tensor(np.ones((2, 6), np.float32), label="x")
+    with trace_modules(model) as trace:
+        loss = cross_entropy(model(x), [0, 2])
+    assert [c.name for c in trace.calls] == ["layers.0", "layers.1", "layers.2"]
+    assert all("forward" not in m.__dict__ for m in model.modules())
+    dot = draw_training_step(model, x, [0, 2])
+    assert len(dot_nodes(dot.source)) == 5  # input, 3 layers, loss
+    assert loss.data.shape == ()

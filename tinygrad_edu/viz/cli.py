@@ -1,0 +1,165 @@
+"""The ``explain`` and ``graph`` subcommands of ``tinygrad-edu``.
+
+``tinygrad-edu explain "tanh(x*w + b)" --set x=2 w=-3 b=6.88 --html steps.html --svg g.svg``
+prints the backward pass step by step and writes the stepper page and the graph.
+``tinygrad-edu graph neuron -o neuron.svg`` renders a built-in example (``neuron``, ``mlp``,
+``expr``, and the layer view of one training step: ``mnist-mlp``, ``mnist-cnn``);
+``tinygrad-edu graph --activations gallery.html`` writes the activation gallery.
+Exit codes: 0 done, 1 rendering impossible (no Graphviz), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["parse_assignments", "register_cli", "run_explain", "run_graph"]
+
+EXAMPLES = ("neuron", "mlp", "expr", "mnist-mlp", "mnist-cnn")
+
+
+class UsageError(ValueError):
+    """Bad command-line input (exit code 2)."""
+
+
+def parse_assignments(items: Sequence[str] | None) -> dict[str, float]:
+    """``["x=2", "w=-3,b=6.88"]`` -> ``{"x": 2.0, "w": -3.0, "b": 6.88}``."""
+    values: dict[str, float] = {}
+    for item in items or ():
+        for part in item.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, text = part.partition("=")
+            name = name.strip()
+            if not sep or not name.isidentifier():
+                raise UsageError(f"--set expects NAME=NUMBER, got {part!r}")
+            try:
+                values[name] = float(text)
+            except ValueError:
+                raise UsageError(f"--set {name}: {text.strip()!r} is not a number") from None
+            if name in values and list(values).count(name) > 1:  # pragma: no cover
+                raise UsageError(f"--set {name} given twice")
+    return values
+
+
+def _add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
+                        help='values of the names, "x=2 w=-3" or "x=2,w=-3"')
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add ``explain`` and ``graph`` to the ``tinygrad-edu`` command."""
+    explain = subparsers.add_parser(
+        "explain", help="show the backward pass of an expression step by step",
+        description="Build the expression's graph, run backward and print every step "
+                    "(upstream × local = contribution, and the running totals).")
+    explain.add_argument("expression", help='e.g. "tanh(x*w + b)"')
+    _add_set_option(explain)
+    explain.add_argument("--html", metavar="PATH", help="write the interactive stepper page")
+    explain.add_argument("--svg", metavar="PATH", help="write the graph (.svg/.png/.pdf/.dot)")
+    explain.add_argument("--json", metavar="PATH", help="write the steps as JSON")
+    explain.set_defaults(func=run_explain)
+
+    graph = subparsers.add_parser(
+        "graph", help="render a computation graph (built-in example or expression)",
+        description="Render a built-in example's computation graph, or the activation "
+                    "gallery.")
+    graph.add_argument("example", nargs="?", choices=EXAMPLES,
+                       help="neuron (Values), mlp (Tensors), expr (--expr), or the layer "
+                            "view of one training step: mnist-mlp, mnist-cnn")
+    graph.add_argument("--expr", help="the expression for the 'expr' example")
+    _add_set_option(graph)
+    graph.add_argument("-o", "--output", metavar="PATH",
+                       help="output file: .svg .png .pdf or .dot (default: DOT to stdout)")
+    graph.add_argument("--no-backward", action="store_true",
+                       help="draw before backward (no gradients)")
+    graph.add_argument("--rankdir", choices=("LR", "TB"), default="LR", help="layout direction")
+    graph.add_argument("--activations", metavar="PATH",
+                       help="write the activation gallery (HTML) to PATH")
+    graph.set_defaults(func=run_graph)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """``tinygrad-edu explain``: print the steps; write --html/--svg/--json if asked."""
+    from .explain import explain_backward
+    from .expression import ExpressionError, evaluate
+    from .graph import GraphvizNotFound, draw_graph, save
+    from .stepper import write_stepper_html
+
+    try:
+        root = evaluate(args.expression, parse_assignments(args.set))
+    except (UsageError, ExpressionError) as exc:
+        return _fail(str(exc))
+    trace = explain_backward(root, print_steps=True)
+    try:
+        if args.svg:
+            print(f"wrote {save(draw_graph(root), args.svg)}")
+        if args.html:
+            print(f"wrote {write_stepper_html(trace, args.html)}")
+    except GraphvizNotFound as exc:
+        return _fail(str(exc), 1)
+    except (ValueError, OSError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(trace.to_json())
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _example_graph(args: argparse.Namespace) -> Any:
+    """The Digraph of the chosen example."""
+    from . import examples
+    from .expression import evaluate
+    from .graph import draw_graph
+
+    if args.example in ("mnist-mlp", "mnist-cnn"):
+        return examples.network_step(args.example.split("-")[1])
+    if args.example == "expr":
+        if not args.expr:
+            raise UsageError("the 'expr' example needs --expr, e.g. --expr 'tanh(x*w + b)'")
+        root = evaluate(args.expr, parse_assignments(args.set))
+        if not args.no_backward:
+            root.backward()
+    elif args.expr or args.set:
+        raise UsageError("--expr and --set go with the 'expr' example")
+    else:
+        make = examples.neuron if args.example == "neuron" else examples.mlp
+        root = make(backward=not args.no_backward)
+    return draw_graph(root, rankdir=args.rankdir)
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    """``tinygrad-edu graph``: render an example, or write the activation gallery."""
+    from .expression import ExpressionError
+    from .graph import GraphvizNotFound, save
+    from .plot import write_activation_gallery
+
+    if args.activations:
+        print(f"wrote {write_activation_gallery(args.activations)}")
+        if not args.example:
+            return 0
+    if not args.example:
+        return _fail("name an example (neuron, mlp, expr, mnist-mlp, mnist-cnn) "
+                     "or use --activations PATH")
+    try:
+        dot = _example_graph(args)
+        if args.output:
+            print(f"wrote {save(dot, args.output)}")
+        else:
+            print(dot.source)
+    except (UsageError, ExpressionError) as exc:
+        return _fail(str(exc))
+    except GraphvizNotFound as exc:
+        return _fail(str(exc), 1)
+    except (ValueError, OSError) as exc:
+        return _fail(str(exc))
+    return 0

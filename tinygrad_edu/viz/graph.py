@@ -1,0 +1,290 @@
+"""Draw a computation graph with Graphviz: data, gradients, and the local gradient on each edge.
+
+>>> from tinygrad_edu import Value
+>>> from tinygrad_edu.viz import draw_graph
+>>> x, w = Value(2.0, label="x"), Value(-3.0, label="w")
+>>> y = (x * w).tanh(); y.label = "y"
+>>> y.backward()
+>>> dot = draw_graph(y)          # a graphviz.Digraph
+>>> "∂/∂x = w = -3" in dot.source   # the local gradient of x*w with respect to x is w
+True
+
+Value nodes are records ``name | data | grad`` (tensors: shape, dtype, and the values when
+small, else min/mean/max); op nodes are small circles with the op's symbol; after
+``backward()`` every edge into an op carries the local gradient ∂out/∂in: its value for
+elementwise ops, the registry's formula for tensor ops (matmul, sum, softmax...).
+
+Only :func:`render_svg` and :func:`save` (to svg/png/pdf) need Graphviz's ``dot`` program;
+building the graph and its DOT source (``draw_graph(y).source``) never does.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import graphviz
+import numpy as np
+
+from . import _fmt
+
+__all__ = [
+    "INSTALL_HINT",
+    "GraphvizNotFound",
+    "dot_available",
+    "draw_graph",
+    "mimebundle",
+    "render_svg",
+    "save",
+]
+
+#: How to get the ``dot`` program, shown whenever rendering needs it and it is missing.
+INSTALL_HINT = (
+    "Graphviz's `dot` program is needed to render graphs (the Python `graphviz` package only "
+    "writes DOT text). Install it with your system's package manager: "
+    "`apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS), "
+    "`conda install -c conda-forge graphviz`, `choco install graphviz` (Windows); "
+    "see https://graphviz.org/download/. Without it, `draw_graph(y).source` still gives "
+    "the DOT text."
+)
+
+#: Default limit on value nodes drawn; bigger graphs are summarised.
+MAX_NODES = 150
+
+LEAF_FILL = "#dbeafe"  # inputs and parameters
+ROOT_FILL = "#dcfce7"  # the output backward started from
+INNER_FILL = "#f8fafc"
+OP_FILL = "#fde68a"
+EDGE_LABEL_COLOR = "#9a3412"
+
+
+class GraphvizNotFound(RuntimeError):
+    """Rendering needs Graphviz's ``dot`` program, which is not installed."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(INSTALL_HINT + (f" ({detail})" if detail else ""))
+
+
+def dot_available() -> bool:
+    """True when Graphviz's ``dot`` program is on the PATH."""
+    return shutil.which("dot") is not None
+
+
+# ------------------------------------------------------------------ labels
+_RECORD_SPECIAL = re.compile(r'([{}|<>"\\])')
+
+
+def _esc(text: str) -> str:
+    """Escape the characters that are syntax inside a Graphviz record label."""
+    return _RECORD_SPECIAL.sub(r"\\\1", text)
+
+
+def _data_fields(node: Any, show_grad: bool) -> list[str]:
+    """The record fields after the name: data and grad (and shape/dtype for tensors)."""
+    data = node.data
+    if not isinstance(data, np.ndarray):
+        fields = [f"data {_fmt.num(data)}"]
+        if show_grad:
+            fields.append(f"grad {_fmt.num(node.grad)}")
+        return fields
+    fields = [f"{_fmt.shape_text(data.shape)} {data.dtype}", f"data {_fmt.array_summary(data)}"]
+    if show_grad:
+        grad = node.grad
+        fields.append("grad —" if grad is None else f"grad {_fmt.array_summary(grad)}")
+    return fields
+
+
+def _record_label(name: str, node: Any, show_grad: bool, rankdir: str) -> str:
+    """``name | data | grad``: side by side for numbers, stacked for tensors' longer fields.
+
+    (In a left-to-right layout a record's fields stack unless wrapped in braces, and the
+    other way round top to bottom.)"""
+    fields = " | ".join(_esc(f) for f in [name, *_data_fields(node, show_grad)])
+    stacked = isinstance(node.data, np.ndarray)
+    flip = stacked != (rankdir in ("LR", "RL"))
+    return "{ " + fields + " }" if flip else fields
+
+
+def backward_ran(root: Any) -> bool:
+    """Whether ``root.backward()`` has run (its gradient is set and non-zero)."""
+    grad = root.grad
+    if grad is None:
+        return False
+    return bool(np.any(np.asarray(grad) != 0))
+
+
+def _substitute(formula: str, node: Any, names: dict) -> str:
+    """Write a binary op's formula with its inputs' names instead of ``a`` and ``b``."""
+    if node._op.kind != "binary":
+        return formula
+    a, b = (names[p] for p in node._parents)
+    if not (_fmt.is_simple(a) and _fmt.is_simple(b)):
+        return formula
+    return re.sub(r"\b[ab]\b", lambda m: a if m.group(0) == "a" else b, formula)
+
+
+def local_values(node: Any) -> tuple | None:
+    """The local gradients of an elementwise op node (None for tensor ops and failures)."""
+    try:
+        return node._op.local(node)
+    except (ArithmeticError, ValueError):
+        return None
+
+
+def edge_label(node: Any, i: int, local: tuple | None, names: dict) -> str:
+    """The label of the edge from ``node``'s i-th parent: ``∂/∂x = -3`` (+ the formula)."""
+    op = node._op
+    text = op.grad_texts[i] if i < len(op.grad_texts) else ""
+    parent = _fmt.wrap(names[node._parents[i]])
+    if op.kind == "tensor" or local is None:
+        return text
+    value = _fmt.brief(np.asarray(local[i]) if _fmt.is_array(local[i]) else local[i])
+    formula = _substitute(_fmt.short_formula(text), node, names)
+    if formula and formula != value and formula not in ("1", "−1"):
+        return f"∂/∂{parent} = {formula} = {value}"
+    return f"∂/∂{parent} = {value}"
+
+
+# ------------------------------------------------------------------ summarising
+def nearest_nodes(root: Any, limit: int) -> set:
+    """The ``limit`` nodes closest to the output (breadth-first towards the inputs)."""
+    keep = {root}
+    queue = deque([root])
+    while queue and len(keep) < limit:
+        node = queue.popleft()
+        for parent in node._parents:
+            if parent not in keep and len(keep) < limit:
+                keep.add(parent)
+                queue.append(parent)
+    return keep
+
+
+# ------------------------------------------------------------------ the graph
+def _new_digraph(rankdir: str, format: str, title: str | None) -> graphviz.Digraph:
+    dot = graphviz.Digraph(format=format)
+    dot.attr(rankdir=rankdir, fontname="Helvetica", bgcolor="white", nodesep="0.25",
+             ranksep="0.35")
+    dot.attr("node", fontname="Helvetica", fontsize="11")
+    dot.attr("edge", fontname="Helvetica", fontsize="10", fontcolor=EDGE_LABEL_COLOR,
+             color="#475569", arrowsize="0.7")
+    if title:
+        dot.attr(label=title, labelloc="t", fontsize="13")
+    return dot
+
+
+def _add_value_node(dot: graphviz.Digraph, node: Any, root: Any, nid: str, name: str,
+                    show_grad: bool, rankdir: str) -> None:
+    fill = ROOT_FILL if node is root else (LEAF_FILL if node._op is None else INNER_FILL)
+    dot.node(nid, _record_label(name, node, show_grad, rankdir), shape="Mrecord", style="filled",
+             fillcolor=fill, color="#334155", id=nid, tooltip=name)
+
+
+def _add_op_node(dot: graphviz.Digraph, node: Any, nid: str) -> None:
+    op = node._op
+    shape = "circle" if len(op.symbol) <= 2 else "ellipse"
+    dot.node(f"{nid}_op", op.symbol, shape=shape, style="filled", fillcolor=OP_FILL,
+             color="#92400e", fontsize="12", width="0.35", height="0.35", margin="0.02",
+             id=f"{nid}_op", tooltip=f"{op.name}: f = {op.f_text}")
+    dot.edge(f"{nid}_op", nid, id=f"{nid}_out")
+
+
+def draw_graph(
+    root: Any,
+    rankdir: str = "LR",
+    show_grad: bool = True,
+    max_nodes: int = MAX_NODES,
+    format: str = "svg",
+    title: str | None = None,
+) -> graphviz.Digraph:
+    """The computation graph of ``root`` (a Value or Tensor) as a ``graphviz.Digraph``.
+
+    One record per value (``name | data | grad``), one small op node per operation, and,
+    once ``backward()`` ran (and ``show_grad``), the local gradient on every edge into an
+    op.  Graphs with more than ``max_nodes`` values are summarised: the ``max_nodes`` values
+    nearest the output are drawn and the rest collapse into one "… N more nodes" box.
+    ``rankdir`` is Graphviz's layout direction ("LR" left to right, "TB" top to bottom).
+    """
+    order = root.topological_order()
+    names, ids = _fmt.node_names(order), _fmt.node_ids(order)
+    keep = set(order) if len(order) <= max_nodes else nearest_nodes(root, max_nodes)
+    hidden = len(order) - len(keep)
+    grads = show_grad and backward_ran(root)
+    dot = _new_digraph(rankdir, format, title)
+    if hidden:
+        dot.node("summary", f"… {hidden} more nodes\n(the {len(keep)} nearest the output "
+                 "are drawn)", shape="note", style="dashed", color="#64748b", id="summary")
+    for node in order:
+        if node not in keep:
+            continue
+        nid = ids[node]
+        _add_value_node(dot, node, root, nid, names[node], show_grad, rankdir)
+        if node._op is not None:
+            _add_op_node(dot, node, nid)
+            _add_in_edges(dot, node, nid, keep, names, ids, grads)
+    return dot
+
+
+def _add_in_edges(dot: graphviz.Digraph, node: Any, nid: str, keep: set, names: dict,
+                  ids: dict, grads: bool) -> None:
+    local = local_values(node) if grads and node._op.kind != "tensor" else None
+    from_summary = False
+    for i, parent in enumerate(node._parents):
+        if parent not in keep:
+            from_summary = True
+            continue
+        flows = getattr(parent, "requires_grad", True)
+        label = edge_label(node, i, local, names) if grads and flows else ""
+        dot.edge(ids[parent], f"{nid}_op", label=label, id=_fmt.edge_id(nid, i),
+                 style="solid" if flows else "dotted",
+                 tooltip=node._op.grad_texts[i] if i < len(node._op.grad_texts) else "")
+    if from_summary:
+        dot.edge("summary", f"{nid}_op", style="dashed", color="#94a3b8")
+
+
+# ------------------------------------------------------------------ rendering
+def _pipe(graph: graphviz.Digraph, format: str) -> bytes:
+    if not dot_available():
+        raise GraphvizNotFound("`dot` was not found on the PATH")
+    try:
+        return graph.pipe(format=format)
+    except graphviz.ExecutableNotFound as exc:
+        raise GraphvizNotFound(str(exc)) from None
+
+
+def render_svg(graph: graphviz.Digraph) -> str:
+    """The graph rendered to SVG text by ``dot`` (:class:`GraphvizNotFound` without it)."""
+    return _pipe(graph, "svg").decode("utf-8")
+
+
+def save(graph: graphviz.Digraph, path: str | Path) -> Path:
+    """Write ``graph`` to ``path``; the suffix picks the format (.svg .png .pdf, .dot/.gv).
+
+    ``.dot``/``.gv`` write the DOT source and need no Graphviz installation.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt in ("dot", "gv"):
+        path.write_text(graph.source, encoding="utf-8")
+        return path
+    if fmt not in ("svg", "png", "pdf"):
+        raise ValueError(f"unknown output format {path.suffix!r}: use .svg, .png, .pdf or .dot")
+    path.write_bytes(_pipe(graph, fmt))
+    return path
+
+
+def mimebundle(node: Any) -> dict[str, str]:
+    """What Jupyter shows for a node: its graph as SVG, or text (repr, hint, DOT) without dot."""
+    graph = draw_graph(node)
+    text = repr(node)
+    if dot_available():
+        try:
+            return {"image/svg+xml": render_svg(graph), "text/plain": text}
+        except (GraphvizNotFound, graphviz.CalledProcessError):
+            pass
+    return {
+        "text/plain": f"{text}\n\n(no graph picture: {INSTALL_HINT})",
+        "text/vnd.graphviz": graph.source,
+    }
