@@ -69,3 +69,20 @@ def test_both_commands_are_in_the_readme_and_ci_runs_the_test_command() -> None:
     assert train and tests
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert tests[0] in ci.splitlines(), "the CI script must run the README's test command verbatim"
+
+
+def test_explain_command_prints_the_table_readme_shows(tmp_path: Path) -> None:
+    pairs = [(c, shown) for (lang, c), (next_lang, shown) in zip(BLOCKS, BLOCKS[1:])
+             if lang == "bash" and "tinygrad-edu explain" in c and next_lang == "text"]
+    assert pairs, "README shows an explain example with its output"
+    command, shown = pairs[0]
+    args = command.split("tinygrad-edu", 1)[1].split()
+    expression = command.split('"')[1]
+    args = ["explain", expression] + args[args.index("--set"):]
+    result = subprocess.run([sys.executable, "-m", "tinygrad_edu", *args], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    printed = [line.rstrip() for line in result.stdout.splitlines()]
+    for line in shown.strip().splitlines():
+        assert line.rstrip() in printed
+    assert (tmp_path / "stepper.html").exists() and (tmp_path / "graph.svg").exists()
