@@ -23,6 +23,7 @@ calling it again is allowed.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -83,6 +84,9 @@ class Node:
     # holds before any gradient arrived (0.0 for Value, None for Tensor).
     _math: ClassVar[Any]
     _GRAD_INIT: ClassVar[Any]
+    # Whether an input's gradient may need summing back to its shape (numpy broadcasting):
+    # True for Tensor; False for Value, whose numbers never broadcast.
+    _BROADCASTS: ClassVar[bool]
     _engine: ClassVar[type]  # the engine class results are made of (Value or Tensor)
 
     # ----------------------------------------------------------------- graph access
@@ -143,15 +147,30 @@ class Node:
     def run_backward(self, gradient: Any = None, on_edge: Callable | None = None) -> None:
         """The backward pass itself.  ``on_edge(node, i, upstream, grad)`` is called after
         the gradient ``grad`` of ``node``'s i-th parent was added to that parent's ``.grad``
-        (used by the explainer; None in normal use)."""
+        (used by the explainer; None in normal use).
+
+        The cyclic garbage collector is paused during the pass and restored after it: the
+        pass creates no reference cycles, but on a graph of a million nodes the collections
+        triggered by its short-lived tuples would cost as much as the pass itself."""
         seed = self._seed_gradient(gradient)
-        order = self.topological_order()
-        init = self._GRAD_INIT
-        for node in order:
-            if node._op is not None:
-                node.grad = init
-        current = self.grad
-        self.grad = seed if current is None else current + seed
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            order = self.topological_order()
+            init = self._GRAD_INIT
+            for node in order:
+                if node._op is not None:
+                    node.grad = init
+            current = self.grad
+            self.grad = seed if current is None else current + seed
+            self._propagate(order, on_edge)
+        finally:
+            if collecting:
+                gc.enable()
+
+    @staticmethod
+    def _propagate(order: list[Node], on_edge: Callable | None) -> None:
+        """Send each node's gradient to its parents, from the output back to the leaves."""
         for node in reversed(order):
             op = node._op
             if op is None:
@@ -159,18 +178,19 @@ class Node:
             upstream = node.grad
             if upstream is None:
                 continue
-            for i, (parent, grad) in enumerate(zip(node._parents, op.backward(node, upstream))):
-                if grad is None:
-                    continue
-                if grad.__class__ is np.ndarray and grad.shape != parent.data.shape:
-                    raise ValueError(
-                        f"{op.name}: backward returned a gradient of shape {grad.shape} for "
-                        f"input {i} of shape {parent.data.shape}"
-                    )
-                current = parent.grad
-                parent.grad = grad if current is None else current + grad
-                if on_edge is not None:
-                    on_edge(node, i, upstream, grad)
+            i = 0  # the parent's position (a counter: cheaper than enumerate on hot paths)
+            for parent, grad in zip(node._parents, op.backward(node, upstream)):
+                if grad is not None:
+                    if grad.__class__ is np.ndarray and grad.shape != parent.data.shape:
+                        raise ValueError(
+                            f"{op.name}: backward returned a gradient of shape {grad.shape} "
+                            f"for input {i} of shape {parent.data.shape}"
+                        )
+                    current = parent.grad
+                    parent.grad = grad if current is None else current + grad
+                    if on_edge is not None:
+                        on_edge(node, i, upstream, grad)
+                i += 1  # noqa: SIM113
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
         """Jupyter shows a node as its computation graph (SVG), or as text without Graphviz."""

@@ -106,7 +106,7 @@ _erf_object = np.frompyfunc(math.erf, 1, 1)
 def _array_erf(x: np.ndarray) -> np.ndarray:
     """Elementwise erf, exact to float64 (numpy has none; this maps ``math.erf``)."""
     x = np.asarray(x)
-    return _erf_object(x).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+    return np.asarray(_erf_object(x)).astype(x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def _array_indicator(cond: np.ndarray, like: np.ndarray) -> np.ndarray:

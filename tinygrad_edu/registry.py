@@ -198,7 +198,8 @@ class Unary(Op):
             return (None,)
         if self.df is ONE:
             return (g,)
-        return (node._reduce_to(g * self.df(node._math, x.data, node.data, **node._ctx), x),)
+        g = g * self.df(node._math, x.data, node.data, **node._ctx)
+        return (node._reduce_to(g, x) if node._BROADCASTS else g,)
 
 
 class Binary(Op):
@@ -240,10 +241,12 @@ class Binary(Op):
         ga = gb = None
         if a.requires_grad:
             ga = g if self.da is ONE else g * self.da(node._math, a.data, b.data, node.data)
-            ga = node._reduce_to(ga, a)
+            if node._BROADCASTS:  # sum back over the axes broadcasting stretched
+                ga = node._reduce_to(ga, a)
         if b.requires_grad:
             gb = g if self.db is ONE else g * self.db(node._math, a.data, b.data, node.data)
-            gb = node._reduce_to(gb, b)
+            if node._BROADCASTS:
+                gb = node._reduce_to(gb, b)
         return ga, gb
 
 

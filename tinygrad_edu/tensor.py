@@ -51,6 +51,8 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
             raise TypeError(f"Tensor: data of dtype {arr.dtype} is not real numbers")
         return arr.astype(dt, copy=False)
     if arr.dtype in _FLOATS:
+        if arr is not data and arr.dtype == np.float64 and not isinstance(data, np.generic):
+            return arr.astype(np.float32)  # Python floats and lists: float32 by default
         return arr
     if arr.dtype.kind in "biuf":
         return arr.astype(np.float32)
@@ -68,6 +70,7 @@ class Tensor(Node):
     __slots__ = ("requires_grad",)
     _math = ARRAY
     _GRAD_INIT = None
+    _BROADCASTS = True
     __array_ufunc__ = None  # numpy defers to our reflected operators (no object arrays)
 
     def __init__(

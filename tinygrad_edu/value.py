@@ -46,6 +46,7 @@ class Value(Node):
     __slots__ = ()
     _math = SCALAR
     _GRAD_INIT = 0.0
+    _BROADCASTS = False
     requires_grad = True  # every Value takes part in backward
     __array_ufunc__ = None  # numpy defers to our reflected operators
 
@@ -89,6 +90,8 @@ class Value(Node):
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other: Any) -> Value:
+        if other.__class__ is Value:  # the common case first: nothing to convert
+            return _ADD(self, other)
         other = _operand(other)
         return NotImplemented if other is None else _ADD(self, other)
 
@@ -97,6 +100,8 @@ class Value(Node):
         return NotImplemented if other is None else _ADD(other, self)
 
     def __sub__(self, other: Any) -> Value:
+        if other.__class__ is Value:  # the common case first: nothing to convert
+            return _SUB(self, other)
         other = _operand(other)
         return NotImplemented if other is None else _SUB(self, other)
 
@@ -105,6 +110,8 @@ class Value(Node):
         return NotImplemented if other is None else _SUB(other, self)
 
     def __mul__(self, other: Any) -> Value:
+        if other.__class__ is Value:  # the common case first: nothing to convert
+            return _MUL(self, other)
         other = _operand(other)
         return NotImplemented if other is None else _MUL(self, other)
 
@@ -113,6 +120,8 @@ class Value(Node):
         return NotImplemented if other is None else _MUL(other, self)
 
     def __truediv__(self, other: Any) -> Value:
+        if other.__class__ is Value:  # the common case first: nothing to convert
+            return _DIV(self, other)
         other = _operand(other)
         return NotImplemented if other is None else _DIV(self, other)
 
@@ -169,9 +178,10 @@ def _num(x: float) -> str:
 
 def _operand(x: Any) -> Value | None:
     """``x`` as a Value, or None when it is not a number (Python then raises TypeError)."""
-    if x.__class__ is Value:
+    cls = x.__class__
+    if cls is Value:
         return x
-    if isinstance(x, numbers.Real):
+    if cls is float or cls is int or isinstance(x, numbers.Real):  # ABC check last: slow
         return Value(float(x))
     return None
 

@@ -69,13 +69,15 @@ def _elements(x: Node) -> range:
 
 def _shift(x: Node, j: int, delta: float) -> None:
     if isinstance(x, Tensor):
-        x.data.reshape(-1)[j] += delta
+        x.data[np.unravel_index(j, x.data.shape)] += delta
     else:
         x.data += delta
 
 
 def _element_label(x: Node, j: int) -> str:
-    return str(np.unravel_index(j, x.data.shape)) if isinstance(x, Tensor) else "()"
+    if not isinstance(x, Tensor):
+        return "()"
+    return str(tuple(int(i) for i in np.unravel_index(j, x.data.shape)))
 
 
 def numerical_jacobian(fn: Callable, inputs: Sequence[Node], eps: float = 1e-6) -> list[np.ndarray]:
@@ -88,7 +90,7 @@ def numerical_jacobian(fn: Callable, inputs: Sequence[Node], eps: float = 1e-6) 
                 raise ValueError("numerical_jacobian: input array is read-only")
             columns = []
             for j in _elements(x):
-                original = x.data.reshape(-1)[j] if isinstance(x, Tensor) else x.data
+                original = x.data[np.unravel_index(j, x.data.shape)] if isinstance(x, Tensor) else x.data
                 _shift(x, j, eps)
                 plus = _flat(_outputs(fn(*inputs)))
                 _set(x, j, original)
@@ -102,7 +104,7 @@ def numerical_jacobian(fn: Callable, inputs: Sequence[Node], eps: float = 1e-6) 
 
 def _set(x: Node, j: int, original: float) -> None:
     if isinstance(x, Tensor):
-        x.data.reshape(-1)[j] = original
+        x.data[np.unravel_index(j, x.data.shape)] = original
     else:
         x.data = original
 

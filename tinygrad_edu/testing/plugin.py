@@ -3,15 +3,26 @@ boilerplate.
 
 * the ``gradcheck`` fixture: ``gradcheck(fn, inputs, **tolerances)`` fails the test with
   the checker's message (input, element, analytic and numerical value) on a mismatch;
+* the ``assert_gradients_match`` fixture: backpropagates ``fn(*inputs)`` and compares each
+  input's ``.grad`` with the gradient you derived by hand, naming the input and element
+  that differ;
 * a hypothesis profile ``tinygrad-edu`` suited to gradient checks (no deadline: the first
   call of a graph is slower than the rest; 50 examples), selected with
   ``pytest --hypothesis-profile=tinygrad-edu``.
+
+A user's gradient test then reads::
+
+    def test_my_op(gradcheck):
+        x = Tensor(np.array([0.5, 1.5]), dtype=np.float64, requires_grad=True)
+        assert gradcheck(lambda t: my_op(t), [x])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
 import pytest
 
 from .gradcheck import GradcheckError
@@ -42,6 +53,61 @@ def gradcheck() -> Callable[..., bool]:
         try:
             return _gradcheck(fn, inputs, **tolerances)
         except GradcheckError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            message = str(exc)
+        pytest.fail(message, pytrace=False)  # outside ``except``: no chained traceback
+
+    return check
+
+
+def gradients_match(
+    fn: Callable,
+    inputs: Sequence[Any],
+    expected: Sequence[Any],
+    rtol: float = 1e-7,
+    atol: float = 1e-12,
+) -> None:
+    """Backpropagate ``fn(*inputs)`` (a scalar) and compare each input's ``.grad`` with
+    ``expected`` (floats for Values, arrays for Tensors): ``|grad − expected| <= atol +
+    rtol·|expected|`` element by element, else ``AssertionError`` naming input and element.
+
+    The inputs' gradients are reset first, so the comparison is of this pass alone.
+    """
+    __tracebackhide__ = True
+    inputs = list(inputs)
+    expected = list(expected)
+    if len(inputs) != len(expected):
+        raise ValueError(f"{len(inputs)} inputs but {len(expected)} expected gradients")
+    for x in inputs:
+        x.zero_grad()
+    fn(*inputs).backward()
+    for i, (x, want) in enumerate(zip(inputs, expected)):
+        want = np.asarray(want, dtype=np.float64)
+        got = np.zeros(np.shape(x.data)) if x.grad is None else np.asarray(x.grad, np.float64)
+        if got.shape != want.shape:
+            raise AssertionError(
+                f"input {i}: gradient has shape {got.shape}, expected shape {want.shape}"
+            )
+        bad = ~(np.abs(got - want) <= atol + rtol * np.abs(want))
+        if bad.any():
+            j = tuple(int(k) for k in np.argwhere(bad)[0])
+            raise AssertionError(
+                f"input {i}: gradient element {j}: got {got[j]!r}, expected {want[j]!r} "
+                f"({int(bad.sum())} of {bad.size} elements differ; rtol {rtol:g}, atol {atol:g})"
+            )
+
+
+@pytest.fixture
+def assert_gradients_match() -> Callable[..., None]:
+    """``assert_gradients_match(fn, inputs, expected, rtol=1e-7, atol=1e-12)``: compare the
+    backpropagated gradients with hand-derived ones (see :func:`gradients_match`)."""
+
+    def check(fn: Callable, inputs, expected, **tolerances) -> None:
+        __tracebackhide__ = True
+        try:
+            gradients_match(fn, inputs, expected, **tolerances)
+            return
+        except AssertionError as exc:
+            message = str(exc)
+        pytest.fail(message, pytrace=False)
 
     return check
