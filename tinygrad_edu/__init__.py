@@ -6,6 +6,7 @@ and its local gradient side by side (:mod:`tinygrad_edu.ops`,
 backward explainer read those same definitions.
 """
 
+from . import nn, optim  # noqa: F401  (registers the nn ops: conv2d, pooling...)
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .registry import REGISTRY, activations

@@ -1,0 +1,162 @@
+"""2-D convolution as one registry op: im2col by stride tricks, then one matrix product.
+
+Layout.  The op's interface is PyTorch's: x is (N, C, H, W), the weight (O, C, kh, kw),
+the output (N, O, H', W').  *In memory* the arrays are channels-last (NHWC): the output is
+computed as an (N·H'·W', O) matrix and returned as a transposed **view** of shape
+(N, O, H', W').  Elementwise ops (ReLU...) keep that memory order, pooling reads it
+directly, and the next convolution sees a contiguous NHWC array again, for which
+
+* the patches are a free strided view ``(N, H', W', kh, kw, C)`` (no data moved), and
+* one reshape copies them into the (N·H'·W', kh·kw·C) patch matrix whose rows are
+  contiguous, and one GEMM with the (kh·kw·C, O) weight matrix gives every output.
+
+The backward is one GEMM for ∂W = colsᵀ G and, for ∂x, kh·kw small GEMMs (one per kernel
+offset, each giving a contiguous block of the patch gradient G Wᵀ) whose results are added
+onto the shifted input window (col2im; never a loop over images or pixels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..registry import tensor_op
+
+__all__ = ["conv2d", "conv_output_size", "pair"]
+
+
+def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    """(v, v) for an int, else the pair itself (as ints)."""
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    a, b = v
+    return int(a), int(b)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """⌊(size + 2·padding − kernel)/stride⌋ + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _padded_nhwc(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """x (N, C, H, W) as a channels-last array (N, H + 2ph, W + 2pw, C) with zero borders.
+    Without padding this is a view when x is channels-last in memory."""
+    xh = x.transpose(0, 2, 3, 1)
+    if not (ph or pw):
+        return xh
+    n, h, w, c = xh.shape
+    xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+    xp[:, ph:ph + h, pw:pw + w, :] = xh
+    return xp
+
+
+def _patches(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
+    """The (N, H', W', kh, kw, C) view of every receptive field of xp (N, Hp, Wp, C)."""
+    n, hp, wp, c = xp.shape
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    s_n, s_h, s_w, s_c = xp.strides
+    return as_strided(xp, (n, ho, wo, kh, kw, c), (s_n, s_h * sh, s_w * sw, s_h, s_w, s_c),
+                      writeable=False)
+
+
+def _check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, sh: int, sw: int,
+           ph: int, pw: int) -> None:
+    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"conv2d: input {x.shape} (N, C, H, W) does not fit weight {w.shape} (O, C, kh, kw)"
+        )
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"conv2d: bias of shape {b.shape}, expected ({w.shape[0]},)")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"conv2d: stride must be >= 1, got {(sh, sw)}")
+    if x.shape[2] + 2 * ph < w.shape[2] or x.shape[3] + 2 * pw < w.shape[3]:
+        raise ValueError(
+            f"conv2d: kernel {w.shape[2:]} is larger than the padded input "
+            f"{(x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)}"
+        )
+
+
+def _im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
+    """The patch matrix (N·H'·W', kh·kw·C) of xp (N, Hp, Wp, C), columns ordered (u, v, c).
+
+    One copy of the strided patch view.  For a single input channel (the first layer) the
+    rows of that copy would be only kw numbers long, so instead each kernel offset's
+    window (N, H', W') is copied into row (u, v) of the transposed matrix, and its
+    transpose (a free, Fortran-ordered view) is returned; BLAS takes either order.
+    """
+    win = _patches(xp, kh, kw, sh, sw)
+    n, ho, wo, _, _, c = win.shape
+    if c != 1:
+        return win.reshape(n * ho * wo, kh * kw * c)
+    cols_t = np.empty((kh, kw, n, ho, wo), dtype=xp.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            cols_t[u, v] = win[:, :, :, u, v, 0]
+    return cols_t.reshape(kh * kw, n * ho * wo).T
+
+
+@tensor_op(f="y[n,o,i,j] = b[o] + Σ_{c,u,v} w[o,c,u,v] · xₚ[n, c, s·i + u, s·j + v]",
+           grads=("∂x = col2im(G Wᵀ)   (each patch gradient added back where it was read)",
+                  "∂w[o,c,u,v] = Σ_{n,i,j} G[n,o,i,j] · xₚ[n, c, s·i + u, s·j + v]",
+                  "∂b[o] = Σ_{n,i,j} G[n,o,i,j]"),
+           category="nn", symbol="conv2d", params={"stride": 1, "padding": 0})
+class conv2d:
+    """2-D cross-correlation (a CNN "convolution") of x (N, C, H, W) with w (O, C, kh, kw),
+    plus an optional bias b (O,); xₚ is x zero-padded by ``padding``, ``stride`` s.
+
+    As matrices: with the patch matrix X_col (N·H'·W', kh·kw·C) and W_mat (kh·kw·C, O),
+    Y = X_col W_mat + b, so ∂W_mat = X_colᵀ G, ∂b = Σ rows of G, ∂X_col = G W_matᵀ; each
+    row of ∂X_col is then added back onto the input positions its patch came from.
+    """
+
+    def forward(x, w, b=None, stride=1, padding=0):
+        (sh, sw), (ph, pw) = pair(stride), pair(padding)
+        _check(x, w, b, sh, sw, ph, pw)
+        o, c, kh, kw = w.shape
+        xp = _padded_nhwc(x, ph, pw)
+        cols = _im2col(xp, kh, kw, sh, sw)
+        n = x.shape[0]
+        ho, wo = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
+        wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
+        out = cols @ wmat
+        if b is not None:
+            out += b
+        y = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+        return y, (cols, wmat, xp.shape, sh, sw, ph, pw)
+
+    def backward(node, g):
+        parents = node._parents
+        x, w = parents[0], parents[1]
+        cols, wmat, padded_shape, sh, sw, ph, pw = node._ctx
+        o, c, kh, kw = w.data.shape
+        n, _, ho, wo = g.shape
+        g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
+        gw = None
+        if w.requires_grad:
+            gw = (cols.T @ g2).reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+            gw = np.ascontiguousarray(gw)
+        gx = _col2im(g2, wmat, padded_shape, (n, ho, wo), kh, kw, sh, sw, ph, pw) \
+            if x.requires_grad else None
+        if len(parents) == 2:
+            return gx, gw
+        gb = np.einsum("ij->j", g2) if parents[2].requires_grad else None  # column sums, fast
+        return gx, gw, gb
+
+
+def _col2im(g2: np.ndarray, wmat: np.ndarray, padded_shape: tuple, out_shape: tuple,
+            kh: int, kw: int, sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+    """∂x from the output gradient G (N·H'·W', O): ∂X_col = G W_matᵀ, computed one kernel
+    offset (u, v) at a time -- the (N·H'·W', C) block G W_mat[u, v]ᵀ is contiguous -- and
+    added onto the strided input window that offset read.  Returns an (N, C, H, W)-shaped
+    view of channels-last memory."""
+    n, ho, wo = out_shape
+    c = padded_shape[3]
+    wblocks = wmat.reshape(kh, kw, c, -1)
+    dxp = np.zeros(padded_shape, dtype=g2.dtype)
+    h_end, w_end = sh * (ho - 1) + 1, sw * (wo - 1) + 1
+    for u in range(kh):
+        for v in range(kw):
+            block = (g2 @ wblocks[u, v].T).reshape(n, ho, wo, c)
+            dxp[:, u:u + h_end:sh, v:v + w_end:sw, :] += block
+    hp, wp = padded_shape[1], padded_shape[2]
+    return dxp[:, ph:hp - ph, pw:wp - pw, :].transpose(0, 3, 1, 2)

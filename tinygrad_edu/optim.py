@@ -1,0 +1,246 @@
+"""Optimizers and learning-rate schedules.
+
+An optimizer holds a list of parameters and, on :meth:`Optimizer.step`, updates each
+``p.data`` **in place** from ``p.grad`` with numpy operations (no graph is built, and
+parameters whose ``grad`` is None are skipped).  Formulas use PyTorch's conventions; g is
+the gradient, θ the parameter, η the learning rate, t the step number (from 1).
+
+* :class:`SGD`: g ← g + λθ (L2 weight decay);  with momentum μ: b ← μb + g (b₁ = g),
+  then g ← g + μb (Nesterov) or g ← b;  θ ← θ − ηg.
+* :class:`Adam`: g ← g + λθ;  m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;
+  m̂ = m/(1 − β₁ᵗ);  v̂ = v/(1 − β₂ᵗ);  θ ← θ − η m̂/(√v̂ + ε).
+* :class:`AdamW`: Adam without the L2 term, plus decoupled decay θ ← θ(1 − ηλ) first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "LRScheduler",
+    "Optimizer",
+    "StepLR",
+    "l1_penalty",
+]
+
+
+class Optimizer:
+    """Base class: ``params`` (Tensors with requires_grad), learning rate ``lr``, and a
+    per-parameter ``state`` list of dicts of arrays."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        self.params: list[Tensor] = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor"
+                )
+        if lr < 0:
+            raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, got {lr}")
+        self.lr = float(lr)
+        self.t = 0
+        self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient (one optimisation step)."""
+        self.t += 1
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                self._update(p.data, p.grad, state)
+
+    def _update(self, theta: np.ndarray, grad: np.ndarray, state: dict) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learning rate, step count and per-parameter state arrays (copies)."""
+        return {"lr": self.lr, "t": self.t,
+                "state": [{k: v.copy() for k, v in s.items()} for s in self.state]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (for the same parameter list)."""
+        if len(state["state"]) != len(self.params):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: state for {len(state['state'])} "
+                f"parameters, optimizer has {len(self.params)}"
+            )
+        self.lr, self.t = float(state["lr"]), int(state["t"])
+        self.state = [{k: np.array(v, copy=True) for k, v in s.items()} for s in state["state"]]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lr={self.lr:g}, {len(self.params)} parameters)"
+
+
+def _with_decay(grad: np.ndarray, theta: np.ndarray, weight_decay: float) -> np.ndarray:
+    """g + λθ as a new array (the parameter's own grad is left untouched)."""
+    if not weight_decay:
+        return grad
+    out = np.multiply(theta, weight_decay, dtype=theta.dtype)
+    out += grad
+    return out
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay
+    (PyTorch semantics, dampening 0): see the module docstring."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        if nesterov and momentum <= 0:
+            raise ValueError("SGD: nesterov momentum needs momentum > 0")
+        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+
+    def _update(self, theta: np.ndarray, grad: np.ndarray, state: dict) -> None:
+        g = _with_decay(grad, theta, self.weight_decay)
+        mu = self.momentum
+        if mu:
+            buf = state.get("momentum")
+            if buf is None:
+                buf = state["momentum"] = np.array(g, dtype=theta.dtype, copy=True)
+            else:
+                buf *= mu
+                buf += g
+            if self.nesterov:
+                ahead = np.multiply(buf, mu, dtype=theta.dtype)
+                ahead += g
+                g = ahead
+            else:
+                g = buf
+        step = np.multiply(g, self.lr, dtype=theta.dtype)
+        theta -= step
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction and optional L2 weight decay added to
+    the gradient: see the module docstring."""
+
+    decoupled = False
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps, self.weight_decay = eps, weight_decay
+
+    def step(self) -> None:
+        """One Adam step for every parameter with a gradient."""
+        self.t += 1
+        b1, b2, t = self.beta1, self.beta2, self.t
+        # θ −= η m̂/(√v̂ + ε) written as θ −= (η/(1 − β₁ᵗ)) m / (√v/√(1 − β₂ᵗ) + ε)
+        step_size = self.lr / (1.0 - b1**t)
+        root_corr = math.sqrt(1.0 - b2**t)
+        for p, state in zip(self.params, self.state):
+            grad = p.grad
+            if grad is None:
+                continue
+            theta = p.data
+            if self.decoupled and self.weight_decay:
+                theta *= 1.0 - self.lr * self.weight_decay
+            g = grad if self.decoupled else _with_decay(grad, theta, self.weight_decay)
+            if not state:
+                state["m"] = np.zeros_like(theta)
+                state["v"] = np.zeros_like(theta)
+            m, v = state["m"], state["v"]
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * np.square(g)
+            denom = np.sqrt(v)
+            denom *= 1.0 / root_corr
+            denom += self.eps
+            update = np.divide(m, denom)
+            update *= step_size
+            theta -= update
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): θ ← θ(1 − ηλ) before
+    the Adam update, instead of adding λθ to the gradient.  Default λ = 0.01."""
+
+    decoupled = True
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+def l1_penalty(params: Iterable[Tensor], strength: float) -> Tensor:
+    """L1 regularisation term strength·Σ|θ| over all ``params``, as a graph node to add to
+    the loss; its gradient is strength·sign(θ) (0 at θ = 0)."""
+    total = None
+    for p in params:
+        term = p.abs().sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("l1_penalty: no parameters given")
+    return total * strength
+
+
+class LRScheduler:
+    """Base of learning-rate schedules: call :meth:`step` once per epoch (after the
+    optimizer's steps); it sets ``optimizer.lr`` to :meth:`lr_at` the new epoch count."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.last_epoch = 0
+
+    def lr_at(self, epoch: int) -> float:
+        raise NotImplementedError
+
+    def step(self) -> float:
+        """Advance one epoch; returns the new learning rate."""
+        self.last_epoch += 1
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+        return self.optimizer.lr
+
+    def get_last_lr(self) -> float:
+        return self.optimizer.lr
+
+
+class StepLR(LRScheduler):
+    """η_e = η₀ · γ^⌊e / step_size⌋: multiply the rate by ``gamma`` every ``step_size``
+    epochs."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        super().__init__(optimizer)
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = step_size, gamma
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """η_e = η_min + (η₀ − η_min)(1 + cos(π e / T_max))/2: from η₀ down to ``eta_min``
+    along half a cosine over ``T_max`` epochs (then back up, as PyTorch's closed form)."""
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
+        super().__init__(optimizer)
+        if T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        self.T_max, self.eta_min = T_max, eta_min
+
+    def lr_at(self, epoch: int) -> float:
+        cos = math.cos(math.pi * epoch / self.T_max)
+        return self.eta_min + (self.base_lr - self.eta_min) * (1.0 + cos) / 2.0
