@@ -382,6 +382,14 @@ def test_corrupt_gz_in_explicit_dir_is_an_error_not_a_fallthrough(
         ds.find_mnist(tmp_path / "d")  # ... but the explicit copy is corrupt: say so
 
 
+def test_explicit_path_that_does_not_exist_is_an_error(
+    tmp_path: Path, cache_dir: Path, synthetic: Synthetic, no_network: list[Any]
+) -> None:
+    synthetic.write(cache_dir)  # a usable cache must not hide the user's typo
+    with pytest.raises(ds.DatasetError, match="no such directory"):
+        ds.find_mnist(tmp_path / "typo")
+
+
 def test_search_order_path_then_env_then_cache(
     tmp_path: Path, cache_dir: Path, synthetic: Synthetic, no_network: list[Any],
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -875,6 +883,7 @@ def test_cli_errors_exit_1_with_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     parser = make_parser()
+    (tmp_path / "empty").mkdir()
     args = parser.parse_args(["data", "--data", str(tmp_path / "empty"), "--no-download"])
     assert args.func(args) == 1
     captured = capsys.readouterr()

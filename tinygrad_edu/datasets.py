@@ -359,6 +359,8 @@ def _locate(
     searched: list[str] = []
     cache = default_cache_dir()
     for label, directory in _candidate_dirs(path):
+        if path is not None and directory == Path(path) and not directory.is_dir():
+            raise DatasetError(f"{directory}: no such directory (given as the data path)")
         present = _present_files(directory)
         if len(present) == len(MNIST_SHA256):
             _log(verbose, f"verifying MNIST in {directory} ({label})")

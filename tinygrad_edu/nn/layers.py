@@ -126,13 +126,22 @@ class MLP(Module):
             layers.append(Linear(n_in, n_out, init=init, bias_init=bias_init,
                                  activation=None if last else _init_name(act_name), rng=rng))
             if not last:
-                layers.append(module_for(activation))
+                layers.append(_activation_module(activation, rng))
                 if dropout > 0.0:
                     layers.append(Dropout(dropout, rng=rng))
         self.layers = Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+def _activation_module(activation: str | Module | type[Module], rng: np.random.Generator) -> Module:
+    """The activation module; a random one (RReLU) draws from the model's ``rng`` so a seeded
+    model trains reproducibly."""
+    module = module_for(activation)
+    if hasattr(module, "rng") and isinstance(activation, (str, type)):
+        module.rng = rng
+    return module
 
 
 def _init_name(activation: str | None) -> str | None:
