@@ -109,20 +109,23 @@ class Node:
 
         Iterative depth-first search with an explicit stack: linear in the graph size and
         safe for graphs of any depth (no ``RecursionError`` on a chain of a million ops).
+        The stack is two parallel lists: the nodes being visited and, for each, an iterator
+        over the parents it has not looked at yet.
         """
         order: list[Node] = []
         visited = {self}
-        stack = [(self, iter(self._parents))]
+        stack = [self]
+        unvisited = [iter(self._parents)]
         while stack:
-            node, parents = stack[-1]
-            for parent in parents:
-                if parent not in visited:
+            for parent in unvisited[-1]:
+                if parent not in visited:  # go deeper: the parent must come first
                     visited.add(parent)
-                    stack.append((parent, iter(parent._parents)))
+                    stack.append(parent)
+                    unvisited.append(iter(parent._parents))
                     break
-            else:
-                stack.pop()
-                order.append(node)
+            else:  # every parent is placed, so this node can be
+                unvisited.pop()
+                order.append(stack.pop())
         return order
 
     # ------------------------------------------------------------------- backward

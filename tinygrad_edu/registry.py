@@ -35,6 +35,7 @@ instead of ``math.exp`` or ``np.exp`` and the same definition serves both engine
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -263,12 +264,20 @@ class TensorOp(Op):
         self.backward = backward
 
     def __call__(self, *inputs: Any, **kwargs: Any):
-        from .tensor import Tensor
-
+        Tensor = _tensor_class()
         params = self._bind((), kwargs)
         tensors = tuple(x if isinstance(x, Tensor) else Tensor._coerce(x, None) for x in inputs)
         y, ctx = self.forward(*[t.data for t in tensors], **params)
         return Tensor._make(y, tensors, self, ctx)
+
+
+@functools.cache
+def _tensor_class() -> type:
+    """The Tensor class, imported on first use (tensor.py imports this module) and then
+    remembered: an import statement inside a hot function costs a microsecond per call."""
+    from .tensor import Tensor
+
+    return Tensor
 
 
 # ------------------------------------------------------------------ decorators

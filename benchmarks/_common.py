@@ -1,0 +1,201 @@
+"""Shared helpers of the benchmark scripts: timing, interleaving, tables and machine facts.
+
+Every benchmark measures its contenders *in the same run*, interleaved (A, B, C, A, B, C...)
+and repeated, and reports the median with the spread (min and max), plus ratios against a
+reference measured alongside.  On a shared, noisy machine only such ratios mean something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+NO_OPTIONAL_VAR = "TINYGRAD_EDU_BENCH_NO_OPTIONAL"
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+# ------------------------------------------------------------------ command line
+def parse_args(description: str, repeats: int) -> argparse.Namespace:
+    """The options every benchmark takes: ``--quick`` (tiny sizes) and ``--repeats``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes, a few seconds (used by the smoke tests)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"timed repetitions of each contender (default {repeats}, "
+                             "1 with --quick)")
+    args = parser.parse_args()
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else repeats
+    return args
+
+
+# ------------------------------------------------------------------ machine facts
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas() -> str:
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - older numpy: facts are best effort
+        return "unknown"
+
+
+def _threads() -> str:
+    pinned = [f"{v}={os.environ[v]}" for v in THREAD_VARS if v in os.environ]
+    return ", ".join(pinned) if pinned else "library defaults (no *_NUM_THREADS set)"
+
+
+def machine_facts() -> dict[str, str]:
+    """CPU, cores, Python, numpy, BLAS and thread settings of this run."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": _blas(),
+        "threads": _threads(),
+    }
+
+
+def print_header(title: str, quick: bool) -> None:
+    """The benchmark's title and the machine facts, one per line."""
+    print(f"# {title}" + ("  [--quick: tiny sizes, numbers are not meaningful]" if quick else ""))
+    for key, value in machine_facts().items():
+        print(f"{key:>8}: {value}")
+
+
+# ------------------------------------------------------------------ optional contenders
+def optional_import(name: str, why: str) -> Any:
+    """Import module ``name`` (e.g. ``"micrograd.engine"``) or print a skip message and
+    return None.  ``TINYGRAD_EDU_BENCH_NO_OPTIONAL=1`` skips every optional contender (the
+    smoke tests use it to check the path a machine without them takes)."""
+    package = name.split(".")[0]
+    if os.environ.get(NO_OPTIONAL_VAR):
+        print(f"{package} skipped ({NO_OPTIONAL_VAR} is set): {why} skipped")
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        print(f"{package} is not installed: {why} skipped (pip install {package})")
+        return None
+
+
+# ------------------------------------------------------------------ data
+def mnist_or_synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """``n`` training images (float32, (n, 28, 28), in [0, 1]) and int64 labels.
+
+    Real MNIST when the loader finds it locally (``TINYGRAD_EDU_DATA`` or the cache; never
+    downloads), else synthetic data of the same shape: timing does not need real digits.
+    """
+    try:
+        from tinygrad_edu.datasets import load_mnist
+
+        x, y, _, _ = load_mnist(download=False)
+        return x[:n], y[:n], f"MNIST ({min(n, len(x))} training images)"
+    except Exception as exc:  # noqa: BLE001 - any failure means: use synthetic data
+        rng = np.random.default_rng(seed)
+        x = rng.random((n, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, n).astype(np.int64)
+        return x, y, f"synthetic ({n} random 28x28 images; MNIST not found: {exc!s:.60})"
+
+
+# ------------------------------------------------------------------ timing
+Clock = Callable[[], float]
+
+
+def timed(fn: Callable[[], Any], clock: Clock = time.perf_counter) -> float:
+    """Seconds one call of ``fn`` takes (after a garbage collection, so runs start alike).
+
+    ``clock`` is wall time by default; single-threaded benchmarks pass
+    ``time.process_time`` (this process's CPU time), which other programs running on a
+    busy machine barely disturb."""
+    gc.collect()
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def interleave(contenders: dict[str, Callable[[], Any]], repeats: int,
+               clock: Clock = time.perf_counter) -> dict[str, list[float]]:
+    """Time each contender ``repeats`` times, rotating the order every round.
+
+    Round r runs the contenders starting at index r, so none is always first (or always
+    runs right after the same neighbour).  Returns the seconds of every run, per contender.
+    """
+    names = list(contenders)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for k in range(len(names)):
+            name = names[(r + k) % len(names)]
+            times[name].append(timed(contenders[name], clock))
+    return times
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median and spread of a list of measurements."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Summary:
+        return cls(statistics.median(values), min(values), max(values))
+
+
+def paired_ratios(times: dict[str, list[float]], name: str, reference: str) -> Summary:
+    """``name / reference`` for each round (measured back to back), summarised."""
+    return Summary.of([a / b for a, b in zip(times[name], times[reference])])
+
+
+# ------------------------------------------------------------------ printing
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A Markdown table with right-aligned columns (pastes straight into the docs)."""
+    cells = [[str(h) for h in headers]] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    print("\n".join(lines))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def spread(summary: Summary, fmt: str = "{:.3f}") -> str:
+    """``median [min – max]`` as text."""
+    return f"{fmt.format(summary.median)} [{fmt.format(summary.low)} – {fmt.format(summary.high)}]"
+
+
+def print_ratio(label: str, summary: Summary, target: str = "") -> None:
+    """One ``RATIO`` line: the median of the paired ratios, its spread, and the target."""
+    verdict = f"  (target {target})" if target else ""
+    print(f"RATIO {label}: {spread(summary, '{:.2f}')}{verdict}")
