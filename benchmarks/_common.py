@@ -26,6 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from tinygrad_edu.nn import allocator  # (after the sys.path line above)
+
+# The same process-wide malloc setting as `tinygrad-edu train` (see tinygrad_edu.nn.allocator):
+# it applies to every contender of a benchmark alike, the numpy floor and PyTorch included.
+KEEP_FREED_MEMORY = allocator.apply_default()
+
 NO_OPTIONAL_VAR = "TINYGRAD_EDU_BENCH_NO_OPTIONAL"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -79,6 +85,7 @@ def machine_facts() -> dict[str, str]:
         "numpy": np.__version__,
         "blas": _blas(),
         "threads": _threads(),
+        "malloc": "keeps freed memory (mallopt)" if KEEP_FREED_MEMORY else "default",
     }
 
 

@@ -36,7 +36,7 @@ class linear:
         gw = None
         if w.requires_grad:
             x2 = x.data if x.data.ndim == 2 else x.data.reshape(-1, x.data.shape[-1])
-            gw = g2.T @ x2
+            gw = (x2.T @ g2).T  # = Gᵀ x, computed in the weight's memory order (in, out)
         if len(parents) == 2:
             return gx, gw
         gb = g2.sum(axis=0) if parents[2].requires_grad else None
