@@ -20,16 +20,15 @@ leaves the previous checkpoint untouched and no temporary file behind.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .fileio import atomic_writer
 from .models import architecture_of, build_model
 
 __all__ = ["CheckpointError", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
@@ -70,17 +69,8 @@ def _arrays_to_save(model: Any, architecture: dict[str, Any], meta: dict[str, An
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` as an .npz to ``path`` via a temporary file and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+    with atomic_writer(path) as handle:
+        np.savez(handle, **arrays)
 
 
 def save_checkpoint(

@@ -30,7 +30,6 @@ import io
 import math
 import os
 import pickle
-import secrets
 import struct
 import subprocess
 import sys
@@ -45,6 +44,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from .fileio import atomic_writer
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -176,25 +177,9 @@ def _remove_quietly(path: str | os.PathLike[str]) -> None:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
-
-    The temp file is removed on any failure, including ``KeyboardInterrupt``,
-    so a reader sees either the old file, no file, or the complete new file.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    done = False
-    try:
-        fd = os.open(tmp, flags, 0o666)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        done = True
-    finally:
-        if not done:
-            _remove_quietly(tmp)
+    """Write ``data`` to ``path`` atomically (see :mod:`tinygrad_edu.fileio`)."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 # --------------------------------------------------------------------------- IDX format

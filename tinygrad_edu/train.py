@@ -308,7 +308,7 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
 def _load_data(data_dir: str | None, model_name: str,
                limit: int | None) -> tuple[np.ndarray, ...]:
     """MNIST shaped for ``model_name``, the training set cut to ``limit`` images."""
-    x, y, x_test, y_test = load_mnist(data_dir)
+    x, y, x_test, y_test = load_mnist(data_dir, verbose=True)  # say where the data comes from
     if limit is not None:
         x, y = x[:limit], y[:limit]
     return prepare_inputs(model_name, x), y, prepare_inputs(model_name, x_test), y_test

@@ -1,0 +1,41 @@
+"""Atomic file writes: a reader sees the old file, or the complete new one, never a part.
+
+Datasets in the cache and training checkpoints are written through :func:`atomic_writer`:
+the bytes go to a temporary file beside the target, are flushed to disk, and only then
+renamed over the target with ``os.replace`` (atomic on POSIX and Windows).  Any failure,
+including ``KeyboardInterrupt``, removes the temporary file and leaves the target untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_writer"]
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open a binary handle whose contents replace ``path`` atomically when the block ends.
+
+    The new file gets the usual permissions (0o666 less the umask), like ``open(path, "wb")``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    done = False
+    try:
+        with os.fdopen(os.open(tmp, flags, 0o666), "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        done = True
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
