@@ -49,6 +49,18 @@ def test_custom_op_pytest_example_passes(tmp_path: Path) -> None:
     assert "1 passed" in result.stdout
 
 
+def test_property_test_example_passes(tmp_path: Path) -> None:
+    code = next(c for lang, c in BLOCKS
+                if lang == "python" and c.startswith("# test_leaky_relu_property.py"))
+    (tmp_path / "test_leaky_relu_property.py").write_text(code, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
 def test_custom_op_example_catches_a_wrong_gradient(tmp_path: Path) -> None:
     code = next(c for lang, c in BLOCKS if lang == "python" and c.startswith("# test_cube.py"))
     wrong = code.replace("return 3 * x * x", "return 6 * x * x")

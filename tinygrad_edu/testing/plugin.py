@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - exercised only without hypothesis inst
     pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # stateless: usable inside hypothesis @given tests too
 def gradcheck() -> Callable[..., bool]:
     """``gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3)`` that fails the test cleanly."""
 
@@ -96,7 +96,7 @@ def gradients_match(
             )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def assert_gradients_match() -> Callable[..., None]:
     """``assert_gradients_match(fn, inputs, expected, rtol=1e-7, atol=1e-12)``: compare the
     backpropagated gradients with hand-derived ones (see :func:`gradients_match`)."""
