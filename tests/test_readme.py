@@ -38,38 +38,37 @@ def test_readme_has_examples_with_output() -> None:
     assert len(_examples_with_output()) >= 2
 
 
-def test_custom_op_pytest_example_passes(tmp_path: Path) -> None:
-    code = next(c for lang, c in BLOCKS if lang == "python" and c.startswith("# test_cube.py"))
-    (tmp_path / "test_cube.py").write_text(code, encoding="utf-8")
-    result = subprocess.run(
+def _pytest_file(tmp_path: Path, name: str, code: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest on ``code`` saved as ``name`` in a fresh directory, as a user would."""
+    (tmp_path / name).write_text(code, encoding="utf-8")
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False,
     )
+
+
+def _block(first_line: str) -> str:
+    return next(c for lang, c in BLOCKS if lang == "python" and c.startswith(first_line))
+
+
+def test_custom_op_pytest_example_passes(tmp_path: Path) -> None:
+    result = _pytest_file(tmp_path, "test_cube.py", _block("# test_cube.py"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
 
 
 def test_property_test_example_passes(tmp_path: Path) -> None:
-    code = next(c for lang, c in BLOCKS
-                if lang == "python" and c.startswith("# test_leaky_relu_property.py"))
-    (tmp_path / "test_leaky_relu_property.py").write_text(code, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False,
-    )
+    code = _block("# test_leaky_relu_property.py")
+    result = _pytest_file(tmp_path, "test_leaky_relu_property.py", code)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
 
 
 def test_custom_op_example_catches_a_wrong_gradient(tmp_path: Path) -> None:
-    code = next(c for lang, c in BLOCKS if lang == "python" and c.startswith("# test_cube.py"))
+    code = _block("# test_cube.py")
     wrong = code.replace("return 3 * x * x", "return 6 * x * x")
     assert wrong != code
-    (tmp_path / "test_cube.py").write_text(wrong, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
-    )
+    result = _pytest_file(tmp_path, "test_cube.py", wrong)
     assert result.returncode == 1
     assert "gradcheck failed for input 0" in result.stdout
     assert "1 failed" in result.stdout
