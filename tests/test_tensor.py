@@ -234,6 +234,15 @@ def test_shape_mismatch_names_op_and_both_shapes(name, expr):
     assert name in message and "(2, 3)" in message and "(4,)" in message
 
 
+def test_shape_mismatch_with_a_parameter_names_op_and_both_shapes():
+    from tinygrad_edu.nn import Parameter
+
+    weight, x = Parameter(np.ones((2, 3))), Tensor(np.ones((4,)))
+    for expr in (lambda: weight + x, lambda: x * weight):
+        with pytest.raises(ValueError, match=r"(add|mul): shapes .*cannot be broadcast"):
+            expr()
+
+
 def test_matmul_and_reshape_mismatch_name_op_and_shapes():
     with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(4, 2\)"):
         Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 2)))

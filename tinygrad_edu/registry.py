@@ -223,7 +223,7 @@ class Binary(Op):
         try:
             y = self.f(cls._math, a.data, b.data)
         except ValueError as exc:
-            if a.__class__.__name__ == "Tensor":
+            if cls._BROADCASTS:  # numpy's broadcasting failed: name the op and both shapes
                 raise ValueError(
                     f"{self.name}: shapes {a.data.shape} and {b.data.shape} cannot be broadcast"
                 ) from exc
