@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .activations import sigmoid, softplus
+from .numerics import ARRAY
 from .registry import tensor_op
 from .tensor import Tensor
 
@@ -98,7 +100,7 @@ class _bce_with_logits:
     """Mean binary cross-entropy with targets t in [0, 1], computed from logits x."""
 
     def forward(x, t):
-        loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        loss = softplus.f(ARRAY, x) - x * t  # −[t ln σ(x) + (1 − t) ln(1 − σ(x))]
         return np.asarray(loss.mean(), dtype=x.dtype), None
 
     def backward(node, g):
@@ -106,9 +108,7 @@ class _bce_with_logits:
         n = x.data.size
         gx = gt = None
         if x.requires_grad:
-            z = np.exp(-np.abs(x.data))
-            sig = np.where(x.data >= 0, 1 / (1 + z), z / (1 + z))
-            gx = (sig - t.data) * (g / n)
+            gx = (sigmoid.f(ARRAY, x.data) - t.data) * (g / n)
         if t.requires_grad:
             gt = -x.data * (g / n)
         return gx, gt
