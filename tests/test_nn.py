@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tinygrad_edu.nn.functional as F
 from tinygrad_edu import Tensor, nn
-from tinygrad_edu.registry import activations
+from tinygrad_edu.registry import activation_ops
 from tinygrad_edu.testing import gradcheck
 
 TESTED_OPS = {"linear", "dropout", "batch_norm", "prelu"}
@@ -161,7 +161,7 @@ def test_mlp_parameter_count_and_names():
 
 def test_every_registry_activation_has_a_module_and_a_function():
     x = Tensor(np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4))
-    for op in activations():
+    for op in activation_ops():
         module_cls = getattr(nn, nn.activation.module_name(op.name))
         np.testing.assert_allclose(module_cls()(x).data, op(x).data)
         assert getattr(F, op.name) is op

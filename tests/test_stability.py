@@ -12,7 +12,7 @@ import pytest
 
 from tinygrad_edu import Tensor, Value
 from tinygrad_edu.losses import binary_cross_entropy_with_logits, cross_entropy
-from tinygrad_edu.registry import activations
+from tinygrad_edu.registry import activation_ops
 
 BIG = [-1e4, -1000.0, -1.0, 0.0, 1.0, 1000.0, 1e4]
 VARIANTS = {
@@ -36,7 +36,7 @@ def silent_numpy():
 
 def _cases(kind: str) -> list:
     out = []
-    for op in activations():
+    for op in activation_ops():
         if op.kind == kind:
             for params in [{}, *VARIANTS.get(op.name, [])]:
                 out.append(pytest.param(op, params, id=op.name + str(params or "")))
@@ -48,7 +48,7 @@ ALL = UNARY + _cases("tensor")
 
 
 def test_catalogue_is_complete():
-    names = {op.name for op in activations()}
+    names = {op.name for op in activation_ops()}
     assert {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu",
             "softplus", "silu", "softmax", "log_softmax"} <= names
 

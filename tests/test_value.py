@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tinygrad_edu import REGISTRY, Tensor, Value
-from tinygrad_edu.registry import activations
+from tinygrad_edu.registry import activation_ops
 
 
 def test_micrograd_style_example():
@@ -128,7 +128,7 @@ def test_every_scalar_activation_and_math_op_is_a_method():
         assert method().data == op(Value(0.7)).data, op.name
         assert method.__doc__ and op.f_text in method.__doc__
     assert {"sigmoid", "tanh", "relu", "gelu", "softplus", "silu", "selu", "elu", "leaky_relu",
-            "identity"} <= {op.name for op in activations() if hasattr(Value, op.name)}
+            "identity"} <= {op.name for op in activation_ops() if hasattr(Value, op.name)}
 
 
 def test_activation_parameters_on_values():

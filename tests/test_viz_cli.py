@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tinygrad_edu.cli import main
-from tinygrad_edu.registry import Unary, activations
+from tinygrad_edu.registry import Unary, activation_ops
 from tinygrad_edu.viz import dot_available
 from tinygrad_edu.viz.cli import UsageError, parse_assignments
 
@@ -97,9 +97,9 @@ def test_activation_gallery_plots_every_activation(tmp_path, capsys) -> None:
     out = tmp_path / "gallery.html"
     assert main(["graph", "--activations", str(out)]) == 0
     page = out.read_text()
-    elementwise = [op for op in activations() if isinstance(op, Unary)]
+    elementwise = [op for op in activation_ops() if isinstance(op, Unary)]
     assert page.count("<svg") == len(elementwise) >= 10
-    for op in activations():
+    for op in activation_ops():
         assert f'id="{op.name}"' in page
     assert page.count("<polyline") >= 2 * len(elementwise)
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")

@@ -9,7 +9,7 @@ backward explainer read those same definitions.
 from . import nn, optim  # noqa: F401  (registers the nn ops: conv2d, pooling...)
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
-from .registry import REGISTRY, activations
+from .registry import REGISTRY, activation_ops
 from .tensor import Tensor
 from .value import Value
 
@@ -19,7 +19,7 @@ __all__ = [
     "REGISTRY",
     "Tensor",
     "Value",
-    "activations",
+    "activation_ops",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "enable_grad",

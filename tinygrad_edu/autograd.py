@@ -29,7 +29,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["GradMode", "Node", "enable_grad", "is_grad_enabled", "no_grad"]
+__all__ = ["GradMode", "Node", "enable_grad", "is_grad_enabled", "no_grad", "unbroadcast"]
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``g`` over the axes that broadcasting added or stretched, back to ``shape``.
+
+    When ``a`` of shape (3,) is added to ``b`` of shape (4, 3), ``a`` was used four times,
+    so its gradient is the sum of the four rows of the upstream gradient (the chain rule's
+    "branches sum").
+    """
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    return g.sum(axis=axes).reshape(shape)
 
 
 class GradMode:
@@ -99,6 +115,14 @@ class Node:
     def parents(self) -> tuple:
         """The nodes this one was computed from (empty for a leaf)."""
         return self._parents
+
+    @property
+    def ctx(self) -> Any:
+        """What this node's op saved in its forward for its backward (None for a leaf).
+
+        A :class:`~tinygrad_edu.registry.TensorOp`'s ``backward(node, g)`` reads its saved
+        values here and its inputs in ``node.parents``."""
+        return self._ctx
 
     @property
     def is_leaf(self) -> bool:

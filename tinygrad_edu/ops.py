@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .autograd import unbroadcast
 from .registry import binary, tensor_op, unary
 
 # ============================================================ arithmetic (both engines)
@@ -306,17 +307,6 @@ def _swap(a: np.ndarray) -> np.ndarray:
     return a.swapaxes(-1, -2)
 
 
-def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``g`` over the axes that broadcasting added or stretched, back to ``shape``."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
-    )
-    return g.sum(axis=axes).reshape(shape)
-
-
 @tensor_op(f="A @ B", grads=("∂A = G @ Bᵀ", "∂B = Aᵀ @ G"), category="arithmetic", symbol="@")
 class matmul:
     """Matrix product (1-D, 2-D and batched, numpy semantics)."""
@@ -343,8 +333,8 @@ class matmul:
             g = g[..., None]
         if a.ndim == 1:
             g = np.expand_dims(g, -2)
-        ga = _unbroadcast(g @ _swap(b2), a2.shape).reshape(a.shape) if pa.requires_grad else None
-        gb = _unbroadcast(_swap(a2) @ g, b2.shape).reshape(b.shape) if pb.requires_grad else None
+        ga = unbroadcast(g @ _swap(b2), a2.shape).reshape(a.shape) if pa.requires_grad else None
+        gb = unbroadcast(_swap(a2) @ g, b2.shape).reshape(b.shape) if pb.requires_grad else None
         return ga, gb
 
 

@@ -51,10 +51,10 @@ __all__ = [
     "Op",
     "TensorOp",
     "Unary",
-    "activations",
+    "activation_ops",
     "binary",
+    "entries",
     "get",
-    "ops",
     "tensor_op",
     "unary",
 ]
@@ -382,7 +382,7 @@ def get(name: str) -> Op:
         raise KeyError(f"no op named {name!r}; known: {sorted(REGISTRY)}") from None
 
 
-def ops(category: str | None = None, kind: str | None = None) -> list[Op]:
+def entries(category: str | None = None, kind: str | None = None) -> list[Op]:
     """Registry entries, optionally filtered by category and kind, in definition order."""
     return [
         op
@@ -391,9 +391,9 @@ def ops(category: str | None = None, kind: str | None = None) -> list[Op]:
     ]
 
 
-def activations() -> list[Op]:
+def activation_ops() -> list[Op]:
     """Every activation function in the registry."""
-    return ops("activation")
+    return entries("activation")
 
 
 # ------------------------------------------------------------------ engine methods

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import activations as _activations  # noqa: F401  (registers the activations)
 from . import ops as _ops
-from .autograd import GradMode, Node
+from .autograd import GradMode, Node, unbroadcast
 from .numerics import ARRAY
 from .registry import ENGINES, REGISTRY, attach_methods
 
@@ -123,7 +123,7 @@ class Tensor(Node):
         if g.__class__ is not _ndarray:
             g = np.asarray(g)
         if g.shape != data.shape:
-            g = _ops._unbroadcast(g, data.shape)
+            g = unbroadcast(g, data.shape)
         if g.dtype != data.dtype:
             g = g.astype(data.dtype)
         return g

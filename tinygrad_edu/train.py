@@ -289,9 +289,9 @@ def format_epoch(result: EpochResult, epochs: int) -> str:
 
 def _activation_names() -> list[str]:
     """Hidden-layer activations: the registry's (minus the softmax family), PReLU, RReLU."""
-    from .registry import activations
+    from .registry import activation_ops
 
-    names = [op.name for op in activations() if op.name not in ("softmax", "log_softmax")]
+    names = [op.name for op in activation_ops() if op.name not in ("softmax", "log_softmax")]
     return [*names, "prelu", "rrelu"]
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import unbroadcast
 from ..numerics import ARRAY
-from ..ops import _unbroadcast
-from ..registry import REGISTRY, Op, activations, tensor_op
+from ..registry import REGISTRY, Op, activation_ops, tensor_op
 from ..tensor import Tensor
 from .init import make_rng
 from .module import Module, Parameter
@@ -75,7 +75,7 @@ class prelu:
             gx = g * _LEAKY.df(ARRAY, x.data, node.data, a)
         if alpha.requires_grad:
             ga = g * (x.data - _LEAKY.f(ARRAY, x.data, 0.0))
-            ga = _unbroadcast(ga, a.shape).reshape(alpha.data.shape)
+            ga = unbroadcast(ga, a.shape).reshape(alpha.data.shape)
         return gx, ga
 
 
@@ -111,7 +111,7 @@ _GENERATED: dict[str, type[Module]] = {}
 def activation_modules() -> dict[str, type[Module]]:
     """Module classes for every registry activation, by class name (made on first use, so
     activations registered later also get one)."""
-    for op in activations():
+    for op in activation_ops():
         name = module_name(op.name)
         if name not in _GENERATED:
             _GENERATED[name] = _make(op)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
-from ..registry import activations
+from ..registry import activation_ops
 from ..tensor import Tensor
 from .activation import prelu
 from .conv import conv2d as _conv2d
@@ -41,7 +41,7 @@ __all__ = [
     "prelu",
 ]
 
-for _op in activations():
+for _op in activation_ops():
     globals()[_op.name] = _op
     __all__.append(_op.name)
 del _op

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..numerics import ARRAY
-from ..registry import ONE, Op, Unary, activations
+from ..registry import ONE, Op, Unary, activation_ops
 from . import _fmt
 
 __all__ = ["activation_svg", "gallery_html", "sample", "write_activation_gallery"]
@@ -124,7 +124,7 @@ def _card(op: Op) -> str:
 
 def gallery_html() -> str:
     """The gallery page: one card per registry activation (plot, formulas, docstring)."""
-    cards = "\n".join(_card(op) for op in activations())
+    cards = "\n".join(_card(op) for op in activation_ops())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Activation gallery</title>
 <style>
