@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from tinygrad_edu.nn import allocator  # (after the sys.path line above)
+from tinygrad_edu import runtime  # (after the sys.path line above)
 
-# The same process-wide malloc setting as `tinygrad-edu train` (see tinygrad_edu.nn.allocator):
+# The same process-wide malloc setting as `tinygrad-edu train` (see tinygrad_edu.runtime):
 # it applies to every contender of a benchmark alike, the numpy floor and PyTorch included.
-KEEP_FREED_MEMORY = allocator.apply_default()
+KEEP_FREED_MEMORY = runtime.apply_memory_default()
 
 NO_OPTIONAL_VAR = "TINYGRAD_EDU_BENCH_NO_OPTIONAL"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

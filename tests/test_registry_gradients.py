@@ -9,17 +9,15 @@ gradcheck tolerances are the defaults (eps=1e-6, atol=1e-5, rtol=1e-3) everywher
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-import tinygrad_edu
+import tinygrad_edu.nn  # noqa: F401  (the nn layer ops are registry entries too)
 from tinygrad_edu import REGISTRY, Tensor, Value
 from tinygrad_edu.losses import (
     binary_cross_entropy_with_logits,
@@ -40,10 +38,6 @@ from tinygrad_edu.testing.strategies import (
     tensors,
     values,
 )
-
-# The nn ops live in the same registry; walk them too once the package has them.
-if (Path(tinygrad_edu.__file__).parent / "nn" / "__init__.py").exists():
-    importlib.import_module("tinygrad_edu.nn")
 
 # numpy must stay silent on every drawn input (the strategies keep to the ops' domains)
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -13,14 +13,13 @@ from tinygrad_edu import optim
 from tinygrad_edu.datasets import load_mnist
 from tinygrad_edu.models import build_model, prepare_inputs
 from tinygrad_edu.nn import functional as F
+from tinygrad_edu.runtime import blas_threads, set_blas_threads
 from tinygrad_edu.train import (
     EpochResult,
     TrainingDiverged,
-    blas_threads,
     evaluate,
     fit,
     make_optimizer,
-    set_blas_threads,
     train_epoch,
 )
 

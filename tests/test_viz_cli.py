@@ -9,9 +9,9 @@ import re
 import pytest
 
 from tinygrad_edu.cli import main
+from tinygrad_edu.cli.graph import UsageError, parse_assignments
 from tinygrad_edu.registry import Unary, activation_ops
 from tinygrad_edu.viz import dot_available
-from tinygrad_edu.viz.cli import UsageError, parse_assignments
 
 
 def require_dot() -> None:

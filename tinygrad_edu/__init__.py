@@ -4,16 +4,34 @@ Every operation and activation is defined once in the registry with its forward 
 and its local gradient side by side (:mod:`tinygrad_edu.ops`,
 :mod:`tinygrad_edu.activations`); both engines, the tests, the graph pictures and the
 backward explainer read those same definitions.
+
+The layers, each importing only the ones before it: the graph core (``autograd``) → the
+registry → the ops and activations → the engines (``Value``, ``Tensor``) → losses, ``nn``,
+``optim`` → training, ``viz``, the command line.  This package module, above them all,
+connects them: it loads ``nn`` (its layer ops are registry entries too) and makes notebooks
+show every node as its graph, drawn by ``viz`` (loaded when a notebook first asks).
 """
 
-from . import nn, optim  # noqa: F401  (registers the nn ops: conv2d, pooling...)
-from .autograd import enable_grad, is_grad_enabled, no_grad
+from typing import Any
+
+from . import nn, optim  # noqa: F401  (see above)
+from .autograd import Node, enable_grad, is_grad_enabled, no_grad
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .registry import REGISTRY, activation_ops
 from .tensor import Tensor
 from .value import Value
 
 __version__ = "0.1.0"
+
+
+def _notebook_display(node: Node) -> dict[str, Any]:
+    """Jupyter's picture of a node: its computation graph (SVG), or text without Graphviz."""
+    from .viz.graph import mimebundle
+
+    return mimebundle(node)
+
+
+Node.display_hook = _notebook_display
 
 __all__ = [
     "REGISTRY",

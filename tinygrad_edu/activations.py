@@ -182,7 +182,7 @@ class softmax:
 
     def backward(node, g):
         y = node.data
-        return (y * (g - (g * y).sum(axis=node._ctx, keepdims=True)),)
+        return (y * (g - (g * y).sum(axis=node.ctx, keepdims=True)),)
 
 
 @tensor_op(f="yᵢ = xᵢ − max x − ln Σⱼ e^(xⱼ − max x)", grads=("∂x = g − softmax(x) · Σ g",),
@@ -198,4 +198,4 @@ class log_softmax:
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True)), axis
 
     def backward(node, g):
-        return (g - np.exp(node.data) * g.sum(axis=node._ctx, keepdims=True),)
+        return (g - np.exp(node.data) * g.sum(axis=node.ctx, keepdims=True),)

@@ -2,9 +2,9 @@
 
 Every result of an operation is a :class:`Node` that remembers
 
-* ``_parents`` -- the nodes it was computed from,
-* ``_op``      -- the registry entry that computed it (``None`` for a leaf), and
-* ``_ctx``     -- what that op saved for its backward (its parameters, or arrays).
+* ``parents`` -- the nodes it was computed from,
+* ``op``      -- the registry entry that computed it (``None`` for a leaf), and
+* ``ctx``     -- what that op saved for its backward (its parameters, or arrays).
 
 ``backward()`` walks the graph from the output towards the leaves in reverse topological
 order.  At each node it asks the node's op for the gradient of every parent
@@ -19,6 +19,12 @@ before each new backward pass.  Gradients of **intermediate** nodes are reset at
 of every pass, so they always hold this pass's value and never leak into the next one
 (the silent double-counting bug of naive engines).  The graph is kept after backward, so
 calling it again is allowed.
+
+The bottom layer
+----------------
+This module imports nothing else of the package.  The two engines (``Value``, ``Tensor``)
+are subclasses of :class:`Node` that fill in the hooks of the *engine protocol*, written
+down once, at the top of :class:`Node`; the registry drives every op through them.
 """
 
 from __future__ import annotations
@@ -92,36 +98,64 @@ class enable_grad(no_grad):
 
 
 class Node:
-    """A node of the computation graph (base of :class:`Value` and :class:`Tensor`)."""
+    """A node of the computation graph (base of :class:`Value` and :class:`Tensor`).
+
+    Every node has ``data`` (its number or array), ``grad`` (d output / d node, filled by
+    :meth:`backward`) and ``label``; a node made by an op also knows its :attr:`op`,
+    :attr:`parents` and :attr:`ctx`.  A leaf has none of them.
+    """
 
     __slots__ = ("_ctx", "_op", "_parents", "data", "grad", "label")
 
-    # Set by each engine: the numeric backend its formulas run on, and what ``.grad``
-    # holds before any gradient arrived (0.0 for Value, None for Tensor).
-    _math: ClassVar[Any]
-    _GRAD_INIT: ClassVar[Any]
-    # Whether an input's gradient may need summing back to its shape (numpy broadcasting):
-    # True for Tensor; False for Value, whose numbers never broadcast.
-    _BROADCASTS: ClassVar[bool]
-    _engine: ClassVar[type]  # the engine class results are made of (Value or Tensor)
+    # ============================================================ the engine protocol
+    # An engine is a Node subclass (Value, Tensor) that fills in the eight hooks below,
+    # each said in one line.  The registry drives every op through them and knows the
+    # engines only as the classes that called ``registry.register_engine``.
+    _engine: ClassVar[type]  # the class an op's result is made of (Tensor, for nn.Parameter)
+    _math: ClassVar[Any]  # the numeric backend ``m`` the formulas run on (numerics.py)
+    _BROADCASTS: ClassVar[bool]  # whether inputs broadcast, so gradients need _reduce_to
+    _GRAD_INIT: ClassVar[Any]  # what ``.grad`` holds before any gradient arrived (0.0, None)
+    requires_grad: bool  # whether backward sends this node a gradient (a Value: always)
 
-    # ----------------------------------------------------------------- graph access
+    @staticmethod
+    def _make(data: Any, parents: tuple, op: Any, ctx: Any) -> Node:
+        """An op's result holding ``data``; records parents, op, ctx unless under no_grad()."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _coerce(x: Any, like: Any = None) -> Node:
+        """An operand as a node: nodes pass, numbers become constants (like ``like``)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _reduce_to(g: Any, parent: Node) -> Any:
+        """``g`` summed back over the broadcast axes, to the parent's shape and dtype."""
+        raise NotImplementedError
+
+    def _seed_gradient(self, gradient: Any) -> Any:
+        """The gradient backward starts from: 1 for a scalar, else ``gradient`` checked."""
+        raise NotImplementedError
+
+    # ============================================================ graph access
     @property
-    def op(self):
+    def op(self) -> Any:
         """The registry entry that produced this node, or None for a leaf."""
         return self._op
 
     @property
     def parents(self) -> tuple:
-        """The nodes this one was computed from (empty for a leaf)."""
+        """The nodes this one was computed from, in the op's argument order (empty for a
+        leaf).  A :class:`~tinygrad_edu.registry.TensorOp`'s ``backward(node, g)`` reads
+        its inputs here: ``x, w = node.parents``."""
         return self._parents
 
     @property
     def ctx(self) -> Any:
         """What this node's op saved in its forward for its backward (None for a leaf).
 
-        A :class:`~tinygrad_edu.registry.TensorOp`'s ``backward(node, g)`` reads its saved
-        values here and its inputs in ``node.parents``."""
+        For a :class:`~tinygrad_edu.registry.TensorOp` it is the second value its
+        ``forward`` returned; for :class:`~tinygrad_edu.registry.Unary` ops the call's
+        parameters (``{"alpha": 0.2}``)."""
         return self._ctx
 
     @property
@@ -152,24 +186,16 @@ class Node:
                 order.append(stack.pop())
         return order
 
-    # ------------------------------------------------------------------- backward
-    def _seed_gradient(self, gradient: Any) -> Any:  # pragma: no cover - per engine
-        raise NotImplementedError
-
-    def backward(self, gradient: Any = None, trace: bool = False) -> Any:
+    # ============================================================ backward
+    def backward(self, gradient: Any = None) -> None:
         """Backpropagate from this node: fill ``.grad`` of every node it depends on.
 
         ``gradient`` is d(something)/d(self); it defaults to 1 for a scalar.  Leaves'
         gradients accumulate across calls (see the module docstring); intermediates'
-        are recomputed each call.  With ``trace=True`` the pass is also recorded step by
-        step, printed, and returned (see :func:`tinygrad_edu.viz.explain_backward`).
+        are recomputed each call.  To see the pass step by step, run it through
+        :func:`tinygrad_edu.viz.explain_backward` instead.
         """
-        if trace:
-            from .viz.explain import explain_backward
-
-            return explain_backward(self, gradient)
         self.run_backward(gradient)
-        return None
 
     def run_backward(self, gradient: Any = None, on_edge: Callable | None = None) -> None:
         """The backward pass itself.  ``on_edge(node, i, upstream, grad)`` is called after
@@ -184,47 +210,45 @@ class Node:
         gc.disable()
         try:
             order = self.topological_order()
-            init = self._GRAD_INIT
-            for node in order:
+            nothing = self._GRAD_INIT
+            for node in order:  # intermediates start from nothing; leaves accumulate
                 if node._op is not None:
-                    node.grad = init
-            current = self.grad
-            self.grad = seed if current is None else current + seed
-            self._propagate(order, on_edge)
+                    node.grad = nothing
+            self.grad = seed if self.grad is None else self.grad + seed
+            _propagate(order, on_edge)
         finally:
             if collecting:
                 gc.enable()
 
-    @staticmethod
-    def _propagate(order: list[Node], on_edge: Callable | None) -> None:
-        """Send each node's gradient to its parents, from the output back to the leaves."""
-        for node in reversed(order):
-            op = node._op
-            if op is None:
-                continue
-            upstream = node.grad
-            if upstream is None:
-                continue
-            i = 0  # the parent's position (a counter: cheaper than enumerate on hot paths)
-            for parent, grad in zip(node._parents, op.backward(node, upstream)):
-                if grad is not None:
-                    if grad.__class__ is np.ndarray and grad.shape != parent.data.shape:
-                        raise ValueError(
-                            f"{op.name}: backward returned a gradient of shape {grad.shape} "
-                            f"for input {i} of shape {parent.data.shape}"
-                        )
-                    current = parent.grad
-                    parent.grad = grad if current is None else current + grad
-                    if on_edge is not None:
-                        on_edge(node, i, upstream, grad)
-                i += 1  # noqa: SIM113
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
-        """Jupyter shows a node as its computation graph (SVG), or as text without Graphviz."""
-        from .viz.graph import mimebundle
-
-        return mimebundle(self)
-
     def zero_grad(self) -> None:
         """Forget this node's gradient (0.0 for a Value, None for a Tensor)."""
         self.grad = self._GRAD_INIT
+
+    # ============================================================ notebooks
+    #: How a notebook shows a node: ``display_hook(node) -> {mime type: content}``.  The
+    #: core draws nothing itself (it never imports the viz layer); the package
+    #: (``tinygrad_edu/__init__.py``) puts the viz layer's graph picture here.
+    display_hook: ClassVar[Callable[[Node], dict] | None] = None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
+        """What Jupyter shows for a node (see :attr:`display_hook`)."""
+        hook = Node.display_hook
+        return {"text/plain": repr(self)} if hook is None else hook(self)
+
+
+def _propagate(order: list[Node], on_edge: Callable | None) -> None:
+    """The chain rule, from the output back to the leaves: each node's op turns the node's
+    gradient (the upstream) into one gradient per parent, and each is added to that
+    parent's ``.grad`` (a parent reached by several paths sums them)."""
+    for node in reversed(order):
+        op, upstream = node._op, node.grad
+        if op is None or upstream is None:  # a leaf, or a node no gradient reached
+            continue
+        grads = op.backward(node, upstream)  # upstream × local, one per parent
+        for i, parent in enumerate(node._parents):
+            grad = grads[i]
+            if grad is None:  # this parent needs no gradient (a constant)
+                continue
+            parent.grad = grad if parent.grad is None else parent.grad + grad
+            if on_edge is not None:
+                on_edge(node, i, upstream, grad)

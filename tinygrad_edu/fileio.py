@@ -1,9 +1,10 @@
 """Atomic file writes: a reader sees the old file, or the complete new one, never a part.
 
-Datasets in the cache and training checkpoints are written through :func:`atomic_writer`:
-the bytes go to a temporary file beside the target, are flushed to disk, and only then
-renamed over the target with ``os.replace`` (atomic on POSIX and Windows).  Any failure,
-including ``KeyboardInterrupt``, removes the temporary file and leaves the target untouched.
+Datasets in the cache and training checkpoints are written through :func:`atomic_writer`
+(or :func:`atomic_write_bytes` for bytes already in memory): the bytes go to a temporary
+file beside the target, are flushed to disk, and only then renamed over the target with
+``os.replace`` (atomic on POSIX and Windows).  Any failure, including ``KeyboardInterrupt``,
+removes the temporary file and leaves the target untouched.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_writer"]
+__all__ = ["atomic_write_bytes", "atomic_writer", "remove_quietly"]
+
+
+def remove_quietly(path: str | os.PathLike[str]) -> None:
+    """Delete the file at ``path`` if it exists; any ``OSError`` is ignored."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 @contextlib.contextmanager
@@ -37,5 +44,10 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         done = True
     finally:
         if not done:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            remove_quietly(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace the file at ``path`` by ``data`` atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path) as handle:
+        handle.write(data)

@@ -57,13 +57,12 @@ class _cross_entropy:
         return np.asarray(loss / n, dtype=x.dtype), (labels, probs)
 
     def backward(node, g):
-        labels, probs = node._ctx
+        labels, probs = node.ctx
         n = probs.shape[0]
         grad = probs.copy()
         grad[np.arange(n), labels] -= 1
         grad *= g / n
         return (grad,)
-
 
 
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
@@ -104,7 +103,7 @@ class _bce_with_logits:
         return np.asarray(loss.mean(), dtype=x.dtype), None
 
     def backward(node, g):
-        x, t = node._parents
+        x, t = node.parents
         n = x.data.size
         gx = gt = None
         if x.requires_grad:
@@ -112,7 +111,6 @@ class _bce_with_logits:
         if t.requires_grad:
             gt = -x.data * (g / n)
         return gx, gt
-
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from . import nn
-from .nn.activation import module_for
 
 __all__ = [
     "MODELS",
@@ -67,7 +66,7 @@ def _build_mlp(config: dict[str, Any], rng: np.random.Generator) -> nn.Module:
 
 def _activation(name: str) -> nn.Module:
     """A fresh activation module called ``name`` (e.g. ``"relu"`` -> ``nn.ReLU()``)."""
-    return module_for(name)
+    return nn.module_for(name)
 
 
 def _conv_block(cin: int, cout: int, config: dict[str, Any],

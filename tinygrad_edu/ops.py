@@ -6,7 +6,8 @@ input(s) and/or the output ``y``.  ``m`` is the numeric backend (math for Value,
 Tensor), see :mod:`tinygrad_edu.numerics`.
 
 Non-elementwise tensor ops give a ``backward(node, g)`` instead: the upstream gradient
-``g`` (shaped like the output) times the Jacobian, returned per input.
+``g`` (shaped like the output) times the Jacobian, returned per input.  It reads the
+inputs in ``node.parents`` and what ``forward`` saved in ``node.ctx``.
 """
 
 from __future__ import annotations
@@ -200,8 +201,8 @@ class _sum:
         return x.sum(axis=axis, keepdims=keepdims), (axis, keepdims)
 
     def backward(node, g):
-        (x,) = node._parents
-        axis, keepdims = node._ctx
+        (x,) = node.parents
+        axis, keepdims = node.ctx
         shape = x.data.shape
         return (np.broadcast_to(_expand(g, shape, axis, keepdims), shape).copy(),)
 
@@ -215,8 +216,8 @@ class mean:
         return x.mean(axis=axis, keepdims=keepdims), (axis, keepdims)
 
     def backward(node, g):
-        (x,) = node._parents
-        axis, keepdims = node._ctx
+        (x,) = node.parents
+        axis, keepdims = node.ctx
         shape = x.data.shape
         g = _expand(g, shape, axis, keepdims) / _reduced_size(shape, axis)
         return (np.broadcast_to(g, shape).astype(x.data.dtype),)
@@ -231,8 +232,8 @@ class _max:
         return x.max(axis=axis, keepdims=keepdims), (axis, keepdims)
 
     def backward(node, g):
-        (x,) = node._parents
-        axis, keepdims = node._ctx
+        (x,) = node.parents
+        axis, keepdims = node.ctx
         shape = x.data.shape
         y = _expand(node.data, shape, axis, keepdims)
         mask = (x.data == y).astype(x.data.dtype)
@@ -255,7 +256,7 @@ class reshape:
             raise ValueError(f"reshape: cannot reshape shape {x.shape} into {shape}") from None
 
     def backward(node, g):
-        return (g.reshape(node._parents[0].data.shape),)
+        return (g.reshape(node.parents[0].data.shape),)
 
 
 @tensor_op(f="x with axes permuted", grads=("∂x = g permuted back (inverse permutation)",),
@@ -269,7 +270,7 @@ class transpose:
         return x.transpose(axes), axes
 
     def backward(node, g):
-        axes = node._ctx
+        axes = node.ctx
         return (g.transpose(None if axes is None else np.argsort(axes)),)
 
 
@@ -290,8 +291,8 @@ class getitem:
             raise IndexError(f"getitem: index {index!r} into shape {x.shape}: {exc}") from None
 
     def backward(node, g):
-        x = node._parents[0].data
-        index = node._ctx
+        x = node.parents[0].data
+        index = node.ctx
         out = np.zeros_like(x)
         if _is_advanced(index):
             np.add.at(out, index, g)
@@ -320,7 +321,7 @@ class matmul:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned") from None
 
     def backward(node, g):
-        pa, pb = node._parents
+        pa, pb = node.parents
         a, b = pa.data, pb.data
         if a.ndim == 2 and b.ndim == 2:  # the common case, no reshaping needed
             return (

@@ -10,6 +10,10 @@ the gradient, θ the parameter, η the learning rate, t the step number (from 1)
 * :class:`Adam`: g ← g + λθ;  m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;
   m̂ = m/(1 − β₁ᵗ);  v̂ = v/(1 − β₂ᵗ);  θ ← θ − η m̂/(√v̂ + ε).
 * :class:`AdamW`: Adam without the L2 term, plus decoupled decay θ ← θ(1 − ηλ) first.
+
+A new optimizer subclasses :class:`Optimizer` and implements one method,
+``_update(theta, grad, state)``: the base :meth:`Optimizer.step` counts the step and calls it
+once per parameter that has a gradient (see :meth:`Optimizer._update`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,11 @@ __all__ = [
 
 class Optimizer:
     """Base class: ``params`` (Tensors with requires_grad), learning rate ``lr``, and a
-    per-parameter ``state`` list of dicts of arrays."""
+    per-parameter ``state`` list of dicts of arrays.
+
+    Subclasses implement :meth:`_update` (the one extension point) and nothing else of the
+    stepping; :meth:`step`, :meth:`zero_grad` and the state dict come from here.
+    """
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
         self.params: list[Tensor] = list(params)
@@ -59,14 +67,19 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient (one optimisation step)."""
+        """One optimisation step: ``t`` += 1, then :meth:`_update` for every parameter that
+        has a gradient."""
         self.t += 1
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 self._update(p.data, p.grad, state)
 
     def _update(self, theta: np.ndarray, grad: np.ndarray, state: dict) -> None:
-        raise NotImplementedError
+        """Update one parameter **in place**: ``theta`` is its data (write into it, e.g.
+        ``theta -= ...``), ``grad`` its gradient (leave it untouched), ``state`` its own dict
+        of arrays (empty on the first step; kept between steps and saved by
+        :meth:`state_dict`).  ``self.t`` is the step number (from 1), ``self.lr`` the rate."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _update()")
 
     def state_dict(self) -> dict[str, Any]:
         """Learning rate, step count and per-parameter state arrays (copies)."""
@@ -140,35 +153,28 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = betas
         self.eps, self.weight_decay = eps, weight_decay
 
-    def step(self) -> None:
-        """One Adam step for every parameter with a gradient."""
-        self.t += 1
+    def _update(self, theta: np.ndarray, grad: np.ndarray, state: dict) -> None:
         b1, b2, t = self.beta1, self.beta2, self.t
+        if self.decoupled and self.weight_decay:
+            theta *= 1.0 - self.lr * self.weight_decay
+        g = grad if self.decoupled else _with_decay(grad, theta, self.weight_decay)
+        if not state:
+            state["m"] = np.zeros_like(theta)
+            state["v"] = np.zeros_like(theta)
+        m, v = state["m"], state["v"]
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * np.square(g)
         # θ −= η m̂/(√v̂ + ε) written as θ −= (η/(1 − β₁ᵗ)) m / (√v/√(1 − β₂ᵗ) + ε)
         step_size = self.lr / (1.0 - b1**t)
         root_corr = math.sqrt(1.0 - b2**t)
-        for p, state in zip(self.params, self.state):
-            grad = p.grad
-            if grad is None:
-                continue
-            theta = p.data
-            if self.decoupled and self.weight_decay:
-                theta *= 1.0 - self.lr * self.weight_decay
-            g = grad if self.decoupled else _with_decay(grad, theta, self.weight_decay)
-            if not state:
-                state["m"] = np.zeros_like(theta)
-                state["v"] = np.zeros_like(theta)
-            m, v = state["m"], state["v"]
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * np.square(g)
-            denom = np.sqrt(v)
-            denom *= 1.0 / root_corr
-            denom += self.eps
-            update = np.divide(m, denom)
-            update *= step_size
-            theta -= update
+        denom = np.sqrt(v)
+        denom *= 1.0 / root_corr
+        denom += self.eps
+        update = np.divide(m, denom)
+        update *= step_size
+        theta -= update
 
 
 class AdamW(Adam):

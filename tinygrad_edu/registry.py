@@ -31,11 +31,19 @@ Defining your own op
 
 ``m`` is the numeric backend (:mod:`tinygrad_edu.numerics`): write ``m.exp``, ``m.where``...
 instead of ``math.exp`` or ``np.exp`` and the same definition serves both engines.
+
+How an op reaches the engines
+-----------------------------
+This module depends on the graph core (:mod:`tinygrad_edu.autograd`) only.  The engines
+register themselves (:func:`register_engine`), and an op builds its result, converts
+plain numbers and sums gradients back through the hooks of the engine protocol, written
+down once on :class:`~tinygrad_edu.autograd.Node`.  Backward asks each op for its
+parents' gradients: ``Unary``/``Binary`` compute upstream × :meth:`~Unary.local`; a
+``TensorOp``'s own ``backward`` reads ``node.parents`` and ``node.ctx``.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +63,7 @@ __all__ = [
     "binary",
     "entries",
     "get",
+    "register_engine",
     "tensor_op",
     "unary",
 ]
@@ -62,39 +71,17 @@ __all__ = [
 REGISTRY: dict[str, Op] = {}
 
 
-class _One:
-    """Marker for a local gradient that is the constant 1: the upstream passes unchanged."""
+class _One(float):
+    """The number 1.0, marked: an entry's local gradient that is the constant one.
+
+    Backward passes the upstream through unchanged where the local gradient is ``ONE``
+    (``g × 1 = g``: no multiplication, and for tensors no copy)."""
 
     __slots__ = ()
 
-    def __repr__(self) -> str:
-        return "ONE"
 
-
-ONE: Any = _One()
-
-#: The node classes (Value, Tensor) that ops build; each engine module adds itself.
-ENGINES: set[type] = set()
-
-
-def _engine_of(inputs: tuple) -> type:
-    """The engine class (Value or Tensor) the inputs belong to; numbers adapt to it.
-
-    Subclasses (such as ``nn.Parameter``) belong to their base engine via ``_engine``."""
-    cls = None
-    for x in inputs:
-        if isinstance(x, Node):
-            engine = x._engine
-            if cls is None:
-                cls = engine
-            elif engine is not cls:
-                raise TypeError(f"cannot combine {cls.__name__} and {engine.__name__}")
-    if cls is not None:
-        return cls
-    from .tensor import Tensor
-    from .value import Value
-
-    return Tensor if any(isinstance(x, np.ndarray) for x in inputs) else Value
+#: The local gradient "1" of an entry (``df = 1``, ``da = 1``): see :class:`_One`.
+ONE: Any = _One(1.0)
 
 
 class Op:
@@ -183,24 +170,27 @@ class Unary(Op):
     def __call__(self, x: Any, *args: Any, **kwargs: Any):
         params = self._bind(args, kwargs)
         cls = x.__class__
-        if cls not in ENGINES:
+        if cls not in ENGINES:  # a number, or a subclass such as nn.Parameter
             cls = _engine_of((x,))
             x = cls._coerce(x, None)
         return cls._make(self.f(cls._math, x.data, **params), (x,), self, params)
 
     def local(self, node) -> tuple:
+        """``(f'(x),)``: the local gradient at this node."""
         (x,) = node._parents
         df = self.df
-        return (1.0 if df is ONE else df(node._math, x.data, node.data, **node._ctx),)
+        return (df if df is ONE else df(node._math, x.data, node.data, **node._ctx),)
 
-    def backward(self, node, g):
+    def backward(self, node, g) -> tuple:
+        """The chain rule: the input's gradient is upstream × local."""
         (x,) = node._parents
         if not x.requires_grad:
             return (None,)
-        if self.df is ONE:
-            return (g,)
-        g = g * self.df(node._math, x.data, node.data, **node._ctx)
-        return (node._reduce_to(g, x) if node._BROADCASTS else g,)
+        (local,) = self.local(node)
+        g = g if local is ONE else g * local
+        if node._BROADCASTS:  # sum back over the axes broadcasting stretched
+            g = node._reduce_to(g, x)
+        return (g,)
 
 
 class Binary(Op):
@@ -231,21 +221,26 @@ class Binary(Op):
         return cls._make(y, (a, b), self, None)
 
     def local(self, node) -> tuple:
+        """``(∂f/∂a, ∂f/∂b)``: the local gradients at this node."""
         a, b = node._parents
-        m = node._math
-        return tuple(
-            1.0 if d is ONE else d(m, a.data, b.data, node.data) for d in (self.da, self.db)
+        m, y, da, db = node._math, node.data, self.da, self.db
+        return (
+            da if da is ONE else da(m, a.data, b.data, y),
+            db if db is ONE else db(m, a.data, b.data, y),
         )
 
-    def backward(self, node, g):
+    def backward(self, node, g) -> tuple:
+        """The chain rule: each input's gradient is upstream × local, summed back over the
+        axes broadcasting stretched (``a`` of shape (3,) added to (4, 3) was used 4 times)."""
         a, b = node._parents
+        da, db = self.local(node)
         ga = gb = None
         if a.requires_grad:
-            ga = g if self.da is ONE else g * self.da(node._math, a.data, b.data, node.data)
-            if node._BROADCASTS:  # sum back over the axes broadcasting stretched
+            ga = g if da is ONE else g * da
+            if node._BROADCASTS:
                 ga = node._reduce_to(ga, a)
         if b.requires_grad:
-            gb = g if self.db is ONE else g * self.db(node._math, a.data, b.data, node.data)
+            gb = g if db is ONE else g * db
             if node._BROADCASTS:
                 gb = node._reduce_to(gb, b)
         return ga, gb
@@ -253,7 +248,16 @@ class Binary(Op):
 
 class TensorOp(Op):
     """A non-elementwise tensor op: ``forward(*arrays, **params) -> (y, ctx)`` and
-    ``backward(node, g) -> gradients``, one per input (None where not needed)."""
+    ``backward(node, g) -> gradients``, one per input (None where not needed).
+
+    ``forward`` gets the inputs' numpy arrays and the call's parameters; what it returns
+    as ``ctx`` is kept for the backward.  ``backward`` gets the result node and the
+    upstream gradient ``g`` (shaped like the result); it reads the inputs in
+    :attr:`node.parents <tinygrad_edu.autograd.Node.parents>` (a parent's array is
+    ``.data``; one whose ``.requires_grad`` is False needs no gradient) and the saved values
+    in :attr:`node.ctx <tinygrad_edu.autograd.Node.ctx>`.  Each gradient it returns must
+    have its input's shape.
+    """
 
     kind = "tensor"
 
@@ -261,32 +265,50 @@ class TensorOp(Op):
         kw.setdefault("scalar", False)
         super().__init__(name, **kw)
         self.forward = forward
-        self.backward = backward
+        self._backward = backward
 
     def __call__(self, *inputs: Any, **kwargs: Any):
-        Tensor = _tensor_class()
+        Tensor = _engine_for("array")
         params = self._bind((), kwargs)
         tensors = tuple(x if isinstance(x, Tensor) else Tensor._coerce(x, None) for x in inputs)
         y, ctx = self.forward(*[t.data for t in tensors], **params)
         return Tensor._make(y, tensors, self, ctx)
 
-
-@functools.cache
-def _tensor_class() -> type:
-    """The Tensor class, imported on first use (tensor.py imports this module) and then
-    remembered: an import statement inside a hot function costs a microsecond per call."""
-    from .tensor import Tensor
-
-    return Tensor
+    def backward(self, node, g) -> tuple:
+        """The op's own backward, checked: one gradient (or None) per input, each of its
+        input's shape (a wrong shape would otherwise surface far away, in a sum)."""
+        grads = tuple(self._backward(node, g))
+        parents = node._parents
+        for i, (parent, grad) in enumerate(zip(parents, grads)):
+            if isinstance(grad, np.ndarray) and grad.shape != parent.data.shape:
+                raise ValueError(
+                    f"{self.name}: backward returned a gradient of shape {grad.shape} "
+                    f"for input {i} of shape {parent.data.shape}"
+                )
+        if len(grads) < len(parents):  # the inputs it left out get no gradient
+            grads += (None,) * (len(parents) - len(grads))
+        return grads
 
 
 # ------------------------------------------------------------------ decorators
-def _namespace(cls: type) -> dict[str, Any]:
-    return {k: v for k, v in vars(cls).items() if not k.startswith("__")}
-
-
 def _constant_or(fn: Any) -> Any:
     return ONE if fn == 1 else fn
+
+
+def _entry(kind: type, parts: tuple[str, ...], name: str | None, **kw: Any) -> Callable:
+    """The class decorator that makes a registered ``kind`` entry out of the class's
+    ``parts`` (its functions, or the constant 1), named after the class by default."""
+
+    def build(cls: type) -> Op:
+        ns = vars(cls)
+        return kind(
+            name or cls.__name__,
+            *(_constant_or(ns[part]) for part in parts),
+            doc=cls.__doc__ or "",
+            **kw,
+        )
+
+    return build
 
 
 def unary(
@@ -300,21 +322,8 @@ def unary(
     """Class decorator: a class with ``f(m, x, **params)`` and ``df(m, x, y, **params)``
     becomes a registered :class:`Unary` op (named after the class).  ``df = 1`` means the
     local gradient is the constant one."""
-
-    def build(cls: type) -> Unary:
-        ns = _namespace(cls)
-        return Unary(
-            name or cls.__name__,
-            ns["f"],
-            _constant_or(ns["df"]),
-            category=category,
-            f_text=f,
-            grad_texts=(f"f'(x) = {df}",),
-            doc=cls.__doc__ or "",
-            **kw,
-        )
-
-    return build
+    return _entry(Unary, ("f", "df"), name, category=category, f_text=f,
+                  grad_texts=(f"f'(x) = {df}",), **kw)
 
 
 def binary(
@@ -328,22 +337,8 @@ def binary(
 ) -> Callable[[type], Binary]:
     """Class decorator: a class with ``f(m, a, b)``, ``da(m, a, b, y)`` and ``db(m, a, b, y)``
     becomes a registered :class:`Binary` op.  ``da = 1`` means the constant one."""
-
-    def build(cls: type) -> Binary:
-        ns = _namespace(cls)
-        return Binary(
-            name or cls.__name__,
-            ns["f"],
-            _constant_or(ns["da"]),
-            _constant_or(ns["db"]),
-            category=category,
-            f_text=f,
-            grad_texts=(f"∂f/∂a = {da}", f"∂f/∂b = {db}"),
-            doc=cls.__doc__ or "",
-            **kw,
-        )
-
-    return build
+    return _entry(Binary, ("f", "da", "db"), name, category=category, f_text=f,
+                  grad_texts=(f"∂f/∂a = {da}", f"∂f/∂b = {db}"), **kw)
 
 
 def tensor_op(
@@ -356,21 +351,8 @@ def tensor_op(
 ) -> Callable[[type], TensorOp]:
     """Class decorator: a class with ``forward(*arrays, **params) -> (y, ctx)`` and
     ``backward(node, g) -> tuple`` becomes a registered :class:`TensorOp`."""
-
-    def build(cls: type) -> TensorOp:
-        ns = _namespace(cls)
-        return TensorOp(
-            name or cls.__name__,
-            ns["forward"],
-            ns["backward"],
-            category=category,
-            f_text=f,
-            grad_texts=grads,
-            doc=cls.__doc__ or "",
-            **kw,
-        )
-
-    return build
+    return _entry(TensorOp, ("forward", "backward"), name, category=category, f_text=f,
+                  grad_texts=grads, **kw)
 
 
 # ------------------------------------------------------------------ queries
@@ -394,6 +376,60 @@ def entries(category: str | None = None, kind: str | None = None) -> list[Op]:
 def activation_ops() -> list[Op]:
     """Every activation function in the registry."""
     return entries("activation")
+
+
+# ------------------------------------------------------------------ engines
+# The ops reach Value and Tensor only through the engine protocol (documented on
+# autograd.Node) and this registration: this module never imports an engine.
+
+#: Every engine class (Value, Tensor): added by :func:`register_engine`.
+ENGINES: set[type] = set()
+#: The engine that takes each kind of plain data: "scalar" (numbers), "array" (ndarrays).
+ENGINE_FOR: dict[str, type] = {}
+
+
+def register_engine(cls: type, kind: str) -> type:
+    """Make ``cls`` (a :class:`~tinygrad_edu.autograd.Node` subclass that implements the
+    engine protocol) an engine the ops can build: ``kind`` says which plain data it takes
+    over ("scalar": Python numbers; "array": numpy arrays).  The class gets a method for
+    every math and activation op registered so far (``v.tanh()``, ``t.relu()``).
+
+    Each engine module calls this once, after defining its class."""
+    if kind not in ("scalar", "array"):
+        raise ValueError(f"register_engine: kind must be 'scalar' or 'array', got {kind!r}")
+    cls._engine = cls
+    ENGINES.add(cls)
+    ENGINE_FOR[kind] = cls
+    attach_methods(cls, ("math", "activation"), scalar_only=kind == "scalar")
+    return cls
+
+
+def _engine_of(inputs: tuple) -> type:
+    """The engine class (Value or Tensor) the inputs belong to; numbers adapt to it.
+
+    Subclasses (such as ``nn.Parameter``) belong to their base engine via ``_engine``.
+    Without any node among the inputs, an ndarray makes it the array engine, else the
+    scalar engine."""
+    cls = None
+    for x in inputs:
+        if isinstance(x, Node):
+            engine = x._engine
+            if cls is None:
+                cls = engine
+            elif engine is not cls:
+                raise TypeError(f"cannot combine {cls.__name__} and {engine.__name__}")
+    if cls is not None:
+        return cls
+    return _engine_for("array" if any(isinstance(x, np.ndarray) for x in inputs) else "scalar")
+
+
+def _engine_for(kind: str) -> type:
+    try:
+        return ENGINE_FOR[kind]
+    except KeyError:
+        raise RuntimeError(
+            f"no {kind} engine is registered yet (import tinygrad_edu first)"
+        ) from None
 
 
 # ------------------------------------------------------------------ engine methods

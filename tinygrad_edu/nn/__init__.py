@@ -9,32 +9,30 @@ layer ops (conv2d, pooling, batch-norm, dropout...) as registry entries.
 Every registry activation has a module here, generated from the registry
 (``nn.ReLU()``, ``nn.LeakyReLU(alpha=0.2)``, ``nn.GELU(approximate="tanh")``...).
 
-Where things are: :mod:`.module` (Module, Parameter, Sequential), :mod:`.layers` (Linear,
-MLP, Flatten, Dropout), :mod:`.conv_layers` (Conv2d, pooling, batch-norm modules),
-:mod:`.activation` (activation modules, PReLU, RReLU), :mod:`.init` (initialisers),
-:mod:`.functional` (everything as functions); the registry ops, one concept per module:
-:mod:`.linear`, :mod:`.conv`, :mod:`.pooling`, :mod:`.normalization`, :mod:`.dropout`,
-:mod:`.shape` (pad, flatten).  Convolution and pooling compute channels-last in memory
-behind the NCHW interface (see :mod:`.conv`).  Programs that own their process (the
-``tinygrad-edu train`` command, the benchmarks) may call
-:func:`.allocator.keep_freed_memory`; importing this package changes nothing global.
+Where things are, one file per concept, each holding its registry op (forward and backward
+side by side), its layer(s) and its argument checks: :mod:`.linear` (``linear``, Linear,
+MLP), :mod:`.conv` (``conv2d``, Conv2d), :mod:`.pooling` (``max_pool2d``, ``avg_pool2d``,
+MaxPool2d, AvgPool2d), :mod:`.normalization` (``batch_norm``, BatchNorm1d, BatchNorm2d),
+:mod:`.dropout` (``dropout``, Dropout), :mod:`.activation` (``prelu``, PReLU, RReLU and the
+activation modules), :mod:`.shape` (``flatten``, ``pad``, Flatten); besides them
+:mod:`.module` (Module, Parameter, Sequential, ModuleList), :mod:`.init` (initialisers) and
+:mod:`.functional` (everything as functions).  Convolution and pooling compute
+channels-last in memory behind the NCHW interface (see :mod:`.conv`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import allocator, functional, init
+from . import functional, init
 from .activation import PReLU, RReLU, activation_modules, module_for, prelu
-from .conv import conv2d
-from .conv_layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, MaxPool2d
-from .dropout import dropout
-from .layers import MLP, Dropout, Flatten, Linear
-from .linear import linear
-from .module import Module, ModuleList, Parameter, Sequential, StateDictError
-from .normalization import batch_norm
-from .pooling import avg_pool2d, max_pool2d
-from .shape import flatten, pad
+from .conv import Conv2d, conv2d
+from .dropout import Dropout, dropout
+from .linear import MLP, Linear, linear
+from .module import Module, ModuleList, Parameter, Sequential, ShapeError, StateDictError
+from .normalization import BatchNorm1d, BatchNorm2d, batch_norm
+from .pooling import AvgPool2d, MaxPool2d, avg_pool2d, max_pool2d
+from .shape import Flatten, flatten, pad
 
 _ACTIVATIONS = activation_modules()
 globals().update(_ACTIVATIONS)
@@ -55,9 +53,9 @@ __all__ = [
     "Parameter",
     "RReLU",
     "Sequential",
+    "ShapeError",
     "StateDictError",
     "activation_modules",
-    "allocator",
     "avg_pool2d",
     "batch_norm",
     "conv2d",

@@ -1,6 +1,7 @@
-"""Activation modules, generated from the registry, plus PReLU and RReLU.
+"""Activation layers: the modules generated from the registry, and PReLU (op and module) and
+RReLU.
 
-Every activation in :func:`tinygrad_edu.registry.activations` gets a module class named in
+Every activation in :func:`tinygrad_edu.registry.activation_ops` gets a module class named in
 CamelCase (``leaky_relu`` -> ``LeakyReLU``) whose constructor takes the activation's
 parameters (``LeakyReLU(alpha=0.2)``, ``Softmax(axis=1)``).  Add an activation to the
 registry and its module appears here with no further code.
@@ -69,7 +70,7 @@ class prelu:
         return _LEAKY.f(ARRAY, x, a), a
 
     def backward(node, g):
-        (x, alpha), a = node._parents, node._ctx
+        (x, alpha), a = node.parents, node.ctx
         gx = ga = None
         if x.requires_grad:
             gx = g * _LEAKY.df(ARRAY, x.data, node.data, a)

@@ -1,10 +1,16 @@
-"""2-D convolution as one registry op: im2col by stride tricks, then one matrix product.
+"""2-D convolution: the ``conv2d`` op (im2col by stride tricks, then one matrix product) and
+the :class:`Conv2d` layer.
 
-Layout.  The op's interface is PyTorch's: x is (N, C, H, W), the weight (O, C, kh, kw),
-the output (N, O, H', W').  *In memory* the arrays are channels-last (NHWC): the output is
-computed as an (N·H'·W', O) matrix and returned as a transposed **view** of shape
-(N, O, H', W').  Elementwise ops (ReLU...) keep that memory order, pooling reads it
-directly, and the next convolution sees a contiguous NHWC array again, for which
+Interface.  PyTorch's: x is (N, C, H, W), the weight (O, C, kh, kw), the output
+(N, O, H', W') with H' = :func:`conv_output_size` (H, kh, stride, padding).  As matrices:
+with the patch matrix X_col (N·H'·W', kh·kw·C) whose rows are the receptive fields and the
+weight matrix W_mat (kh·kw·C, O), the forward is the one product Y = X_col W_mat + b.
+
+Memory (the speed section at the end of this file).  The arrays are channels-last (NHWC)
+in memory: the output is computed as an (N·H'·W', O) matrix and returned as a transposed
+**view** of shape (N, O, H', W').  Elementwise ops (ReLU...) keep that memory order,
+pooling reads it directly, and the next convolution sees a contiguous NHWC array again, for
+which
 
 * the patches are a free strided view ``(N, H', W', kh, kw, C)`` (no data moved), and
 * one reshape copies them into the (N·H'·W', kh·kw·C) patch matrix whose rows are
@@ -17,15 +23,22 @@ onto the shifted input window (col2im; never a loop over images or pixels).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..registry import tensor_op
+from ..tensor import Tensor
+from . import init as _init
+from .module import Module, Parameter, ShapeError
 
-__all__ = ["conv2d", "conv_output_size", "pair"]
+__all__ = ["Conv2d", "conv2d", "conv_output_size", "pair", "patches"]
+
+IntPair = int | tuple[int, int]
 
 
-def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+def pair(v: IntPair) -> tuple[int, int]:
     """(v, v) for an int, else the pair itself (as ints)."""
     if isinstance(v, (int, np.integer)):
         return int(v), int(v)
@@ -33,66 +46,31 @@ def pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def fmt_pair(v: tuple[int, int]) -> str:
+    """A pair as the user would write it: ``5`` for (5, 5), else ``(5, 3)``."""
+    return str(v[0]) if v[0] == v[1] else str(v)
+
+
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """⌊(size + 2·padding − kernel)/stride⌋ + 1."""
+    """The number of window positions along one axis: ⌊(size + 2·padding − kernel)/stride⌋ + 1
+    (used by convolution and pooling alike)."""
     return (size + 2 * padding - kernel) // stride + 1
-
-
-def _padded_nhwc(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    """x (N, C, H, W) as a channels-last array (N, H + 2ph, W + 2pw, C) with zero borders.
-    Without padding this is a view when x is channels-last in memory."""
-    xh = x.transpose(0, 2, 3, 1)
-    if not (ph or pw):
-        return xh
-    n, h, w, c = xh.shape
-    xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
-    xp[:, ph:ph + h, pw:pw + w, :] = xh
-    return xp
-
-
-def _patches(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
-    """The (N, H', W', kh, kw, C) view of every receptive field of xp (N, Hp, Wp, C)."""
-    n, hp, wp, c = xp.shape
-    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    s_n, s_h, s_w, s_c = xp.strides
-    return as_strided(xp, (n, ho, wo, kh, kw, c), (s_n, s_h * sh, s_w * sw, s_h, s_w, s_c),
-                      writeable=False)
 
 
 def _check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, sh: int, sw: int,
            ph: int, pw: int) -> None:
-    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"conv2d: input {x.shape} (N, C, H, W) does not fit weight {w.shape} (O, C, kh, kw)"
-        )
+    """Every precondition of a convolution, checked once (the layer relies on it)."""
+    if w.ndim != 4:
+        raise ValueError(f"conv2d: weight of shape {w.shape}, expected (O, C, kh, kw)")
+    if x.ndim != 4 or x.shape[1] != w.shape[1]:
+        raise ShapeError("conv2d", f"expected input (N, {w.shape[1]}, H, W), got {x.shape}")
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"conv2d: bias of shape {b.shape}, expected ({w.shape[0]},)")
     if sh < 1 or sw < 1:
         raise ValueError(f"conv2d: stride must be >= 1, got {(sh, sw)}")
     if x.shape[2] + 2 * ph < w.shape[2] or x.shape[3] + 2 * pw < w.shape[3]:
-        raise ValueError(
-            f"conv2d: kernel {w.shape[2:]} is larger than the padded input "
-            f"{(x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)}"
-        )
-
-
-def _im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
-    """The patch matrix (N·H'·W', kh·kw·C) of xp (N, Hp, Wp, C), columns ordered (u, v, c).
-
-    One copy of the strided patch view.  For a single input channel (the first layer) the
-    rows of that copy would be only kw numbers long, so instead each kernel offset's
-    window (N, H', W') is copied into row (u, v) of the transposed matrix, and its
-    transpose (a free, Fortran-ordered view) is returned; BLAS takes either order.
-    """
-    win = _patches(xp, kh, kw, sh, sw)
-    n, ho, wo, _, _, c = win.shape
-    if c != 1:
-        return win.reshape(n * ho * wo, kh * kw * c)
-    cols_t = np.empty((kh, kw, n, ho, wo), dtype=xp.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            cols_t[u, v] = win[:, :, :, u, v, 0]
-    return cols_t.reshape(kh * kw, n * ho * wo).T
+        raise ShapeError("conv2d", f"input {x.shape} is smaller than the kernel "
+                                   f"{w.shape[2:]} (after padding {(ph, pw)})")
 
 
 @tensor_op(f="y[n,o,i,j] = b[o] + Σ_{c,u,v} w[o,c,u,v] · xₚ[n, c, s·i + u, s·j + v]",
@@ -112,35 +90,123 @@ class conv2d:
     def forward(x, w, b=None, stride=1, padding=0):
         (sh, sw), (ph, pw) = pair(stride), pair(padding)
         _check(x, w, b, sh, sw, ph, pw)
-        o, c, kh, kw = w.shape
+        n, (o, c, kh, kw) = x.shape[0], w.shape
+        ho = conv_output_size(x.shape[2], kh, sh, ph)
+        wo = conv_output_size(x.shape[3], kw, sw, pw)
         xp = _padded_nhwc(x, ph, pw)
-        cols = _im2col(xp, kh, kw, sh, sw)
-        n = x.shape[0]
-        ho, wo = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
-        wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
+        cols = _im2col(xp, kh, kw, sh, sw)              # X_col (N·H'·W', kh·kw·C)
+        wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)  # W_mat (kh·kw·C, O)
         out = cols @ wmat
         if b is not None:
             out += b
-        y = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+        y = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)  # an NCHW view of NHWC memory
         return y, (cols, wmat, xp.shape, sh, sw, ph, pw)
 
     def backward(node, g):
-        parents = node._parents
+        parents = node.parents
         x, w = parents[0], parents[1]
-        cols, wmat, padded_shape, sh, sw, ph, pw = node._ctx
+        cols, wmat, padded_shape, sh, sw, ph, pw = node.ctx
         o, c, kh, kw = w.data.shape
         n, _, ho, wo = g.shape
-        g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
+        g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # G as (N·H'·W', O)
         gw = None
-        if w.requires_grad:
+        if w.requires_grad:  # ∂W_mat = X_colᵀ G, back to (O, C, kh, kw)
             gw = (cols.T @ g2).reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
             gw = np.ascontiguousarray(gw)
         gx = _col2im(g2, wmat, padded_shape, (n, ho, wo), kh, kw, sh, sw, ph, pw) \
             if x.requires_grad else None
         if len(parents) == 2:
             return gx, gw
-        gb = np.einsum("ij->j", g2) if parents[2].requires_grad else None  # column sums, fast
+        gb = _column_sums(g2) if parents[2].requires_grad else None
         return gx, gw, gb
+
+
+class Conv2d(Module):
+    """2-D convolution: (N, in_channels, H, W) -> (N, out_channels, H', W') with
+    H' = ⌊(H + 2·padding − kh)/stride⌋ + 1; weight (out, in, kh, kw), bias (out,).
+
+    Weights default to He (kaiming) initialisation, fan_in = in·kh·kw; ``init`` overrides.
+    Input errors are the op's checks, reported under the layer's name.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding: IntPair = 0,
+                 bias: bool = True, init: Any = None, bias_init: float = 0.0,
+                 activation: str | None = "relu",
+                 rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), \
+            pair(padding)
+        rng = _init.make_rng(rng)
+        shape = (out_channels, in_channels) + self.kernel_size
+        self.weight = Parameter(_init.initialise(shape, init, activation, rng))
+        if bias:
+            self.bias = Parameter(_init.constant((out_channels,), bias_init))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        try:
+            if self.bias is None:
+                return conv2d(x, self.weight, stride=self.stride, padding=self.padding)
+            return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        except ShapeError as err:
+            raise self.input_error(err) from None
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={fmt_pair(self.kernel_size)}"
+        if self.stride != (1, 1):
+            s += f", stride={fmt_pair(self.stride)}"
+        if self.padding != (0, 0):
+            s += f", padding={fmt_pair(self.padding)}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+# ------------------------------------------------------------------ speed: channels-last memory
+# Everything below is about memory layout, not about the math above: the strided patch
+# view (shared with pooling), the NHWC padding, the im2col copy (with its own path for one
+# input channel), col2im as kh·kw GEMMs onto strided windows, and column sums by einsum.
+# See docs/performance.md for the measurements.
+def patches(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
+    """The (N, H', W', kh, kw, C) view of every receptive field of xp (N, Hp, Wp, C): no
+    data moved, window (i, j) starts at row s·i, column s·j (used by pooling too)."""
+    n, hp, wp, c = xp.shape
+    ho, wo = conv_output_size(hp, kh, sh, 0), conv_output_size(wp, kw, sw, 0)
+    s_n, s_h, s_w, s_c = xp.strides
+    return as_strided(xp, (n, ho, wo, kh, kw, c), (s_n, s_h * sh, s_w * sw, s_h, s_w, s_c),
+                      writeable=False)
+
+
+def _padded_nhwc(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """x (N, C, H, W) as a channels-last array (N, H + 2ph, W + 2pw, C) with zero borders.
+    Without padding this is a view when x is channels-last in memory."""
+    xh = x.transpose(0, 2, 3, 1)
+    if not (ph or pw):
+        return xh
+    n, h, w, c = xh.shape
+    xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+    xp[:, ph:ph + h, pw:pw + w, :] = xh
+    return xp
+
+
+def _im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
+    """The patch matrix (N·H'·W', kh·kw·C) of xp (N, Hp, Wp, C), columns ordered (u, v, c).
+
+    One copy of the strided patch view.  For a single input channel (the first layer) the
+    rows of that copy would be only kw numbers long, so instead each kernel offset's
+    window (N, H', W') is copied into row (u, v) of the transposed matrix, and its
+    transpose (a free, Fortran-ordered view) is returned; BLAS takes either order.
+    """
+    win = patches(xp, kh, kw, sh, sw)
+    n, ho, wo, _, _, c = win.shape
+    if c != 1:
+        return win.reshape(n * ho * wo, kh * kw * c)
+    cols_t = np.empty((kh, kw, n, ho, wo), dtype=xp.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            cols_t[u, v] = win[:, :, :, u, v, 0]
+    return cols_t.reshape(kh * kw, n * ho * wo).T
 
 
 def _col2im(g2: np.ndarray, wmat: np.ndarray, padded_shape: tuple, out_shape: tuple,
@@ -160,3 +226,8 @@ def _col2im(g2: np.ndarray, wmat: np.ndarray, padded_shape: tuple, out_shape: tu
             dxp[:, u:u + h_end:sh, v:v + w_end:sw, :] += block
     hp, wp = padded_shape[1], padded_shape[2]
     return dxp[:, ph:hp - ph, pw:wp - pw, :].transpose(0, 3, 1, 2)
+
+
+def _column_sums(g2: np.ndarray) -> np.ndarray:
+    """Σ over the rows of g2 (∂b), as einsum: a fast column sum for this layout."""
+    return np.einsum("ij->j", g2)

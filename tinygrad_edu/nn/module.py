@@ -18,7 +18,7 @@ import numpy as np
 
 from ..tensor import Tensor
 
-__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "StateDictError"]
+__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "ShapeError", "StateDictError"]
 
 
 class Parameter(Tensor):
@@ -41,6 +41,23 @@ class StateDictError(KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would show the message with quotes
         return str(self.args[0]) if self.args else ""
+
+
+class ShapeError(ValueError):
+    """An input that does not fit an op, reported as ``"<who>: <detail>"``.
+
+    Each op checks its inputs once and raises this under its own name (``"conv2d: ..."``);
+    a layer that called the op raises it again under the layer's repr (see
+    :meth:`Module.input_error`), e.g. ``Conv2d(1, 16, kernel_size=5): expected input
+    (N, 1, H, W), got (128, 3, 28, 28)``.
+    """
+
+    def __init__(self, who: str, detail: str) -> None:
+        super().__init__(f"{who}: {detail}")
+        self.who, self.detail = who, detail
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.who, self.detail)
 
 
 class Module:
@@ -98,6 +115,11 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
+
+    def input_error(self, err: ShapeError) -> ShapeError:
+        """``err`` (raised by an op this layer called) under this layer's name, whose
+        arguments the user wrote: ``raise self.input_error(err) from None``."""
+        return ShapeError(repr(self), err.detail)
 
     # ------------------------------------------------------------------ traversal
     def children(self) -> Iterator[Module]:

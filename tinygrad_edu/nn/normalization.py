@@ -1,4 +1,5 @@
-"""Batch normalisation (Ioffe & Szegedy, 2015) as one registry op with its full backward.
+"""Batch normalisation (Ioffe & Szegedy, 2015): the ``batch_norm`` op with its full backward,
+and the :class:`BatchNorm1d` / :class:`BatchNorm2d` layers.
 
 Per feature c (axis 1), over the other axes (N for (N, C); N, H, W for (N, C, H, W)), with
 m values per feature:
@@ -8,6 +9,10 @@ m values per feature:
 In training μ and σ² are the batch's (and the running averages move towards them:
 r ← (1 − momentum)·r + momentum·batch value, with the unbiased variance, as PyTorch); in
 evaluation the running averages are used instead and are constants.
+
+The op checks that γ, β and the input agree on C; a layer adds only its own rule (the
+rank: 2-D or 3-D for ``BatchNorm1d``, 4-D for ``BatchNorm2d``) and reports either failure
+in its own terms, e.g. ``BatchNorm2d(3, ...): expected input (N, 3, H, W), got (2, 4, 3, 3)``.
 """
 
 from __future__ import annotations
@@ -15,14 +20,31 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import tensor_op
+from ..tensor import Tensor
+from .module import Module, Parameter, ShapeError
 
-__all__ = ["batch_norm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "batch_norm"]
+
+#: How the input of each rank is written in messages; C is filled in.
+_LAYOUTS = {2: "(N, {0})", 3: "(N, {0}, L)", 4: "(N, {0}, H, W)"}
+
+
+def _layout(ndim: int, channels: int) -> str:
+    return _LAYOUTS.get(ndim, "(N, {0}, ...)").format(channels)
+
+
+def _check(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Every precondition of the op, checked once: x is (N, C, ...), γ and β are (C,)."""
+    if weight.ndim != 1 or bias.shape != weight.shape:
+        raise ValueError(f"batch_norm: weight/bias of shapes {weight.shape}/{bias.shape}, "
+                         "expected (C,) each")
+    if x.ndim < 2 or x.shape[1] != weight.shape[0]:
+        raise ShapeError("batch_norm",
+                         f"expected input {_layout(x.ndim, weight.shape[0])}, got {x.shape}")
 
 
 def _axes_and_shape(x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The reduced axes (all but 1) and the (1, C, 1, ...) broadcasting shape."""
-    if x.ndim < 2:
-        raise ValueError(f"batch_norm: expected input (N, C, ...), got {x.shape}")
     axes = (0,) + tuple(range(2, x.ndim))
     return axes, (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
@@ -43,12 +65,8 @@ class batch_norm:
     """
 
     def forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
+        _check(x, weight, bias)
         axes, shape = _axes_and_shape(x)
-        if weight.shape != (x.shape[1],) or bias.shape != (x.shape[1],):
-            raise ValueError(
-                f"batch_norm: input {x.shape} has {x.shape[1]} channels but weight/bias have "
-                f"shapes {weight.shape}/{bias.shape}"
-            )
         if training:
             m = x.size // x.shape[1]
             if m < 2:
@@ -73,7 +91,7 @@ class batch_norm:
         return y, (xhat, inv, axes, shape, training)
 
     def backward(node, g):
-        (x, weight, bias), (xhat, inv, axes, shape, training) = node._parents, node._ctx
+        (x, weight, bias), (xhat, inv, axes, shape, training) = node.parents, node.ctx
         gb = g.sum(axis=axes)
         gw = (g * xhat).sum(axis=axes)
         gx = None
@@ -85,3 +103,50 @@ class batch_norm:
             else:
                 gx = scale * g
         return (gx, gw if weight.requires_grad else None, gb if bias.requires_grad else None)
+
+
+class _BatchNorm(Module):
+    """Shared by the layers: γ, β (parameters, or constants 1 and 0 without ``affine``) and
+    the running mean and variance (buffers, saved in the state dict)."""
+
+    _ndims: tuple[int, ...] = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine = affine
+        ones, zeros = np.ones(num_features, np.float32), np.zeros(num_features, np.float32)
+        # without affine, γ = 1 and β = 0 are constants, not parameters
+        self.weight = Parameter(ones) if affine else Tensor(ones)
+        self.bias = Parameter(zeros) if affine else Tensor(zeros)
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=np.float32))
+        self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if np.ndim(x) in self._ndims:  # the layer's own rule (the rank); the op checks C
+            try:
+                return batch_norm(x, self.weight, self.bias, running_mean=self.running_mean,
+                                  running_var=self.running_var, training=self.training,
+                                  momentum=self.momentum, eps=self.eps)
+            except ShapeError:
+                pass  # reported below, in the layer's terms
+        layouts = " or ".join(_layout(n, self.num_features) for n in self._ndims)
+        raise ShapeError(repr(self), f"expected input {layouts}, got {np.shape(x)}")
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) input per feature C; running mean and
+    variance are buffers (saved in the state dict)."""
+
+    _ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) input per channel, statistics over N, H, W;
+    running mean and variance are buffers (saved in the state dict)."""
+
+    _ndims = (4,)

@@ -1,71 +1,42 @@
-"""Max and average pooling over the spatial axes, as registry ops.
+"""Max and average pooling over the spatial axes: the ``max_pool2d`` / ``avg_pool2d`` ops and
+the :class:`MaxPool2d` / :class:`AvgPool2d` layers.
 
-Like :mod:`.conv`, the work happens channels-last: x (N, C, H, W) is read through its
-(N, H, W, C) transpose (free when the memory is already channels-last, as convolution
-outputs are) and the result is returned as an (N, C, H', W') view of channels-last memory.
+A kh×kw window slides with ``stride`` (default: the kernel size) over x (N, C, H, W); each
+output is the max (or the mean) of one window, H' = ⌊(H − kh)/stride⌋ + 1
+(:func:`.conv.conv_output_size` without padding).
 
-The common case, non-overlapping windows (stride = kernel, e.g. 2×2 stride 2), needs no
-stride tricks at all: (N, H, W, C) reshapes to (N, H/k, k, W/k, k, C) and the pooling is a
-max (or mean) over axes 2 and 4.  Overlapping windows use the strided patch view and a
-loop over the kh·kw kernel offsets in the backward.
+Like :mod:`.conv`, the work happens channels-last (the speed section at the end of this
+file): x is read through its (N, H, W, C) transpose (free when the memory is already
+channels-last, as convolution outputs are) and the result is returned as an (N, C, H', W')
+view of channels-last memory.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..registry import tensor_op
-from .conv import _patches, pair
+from ..tensor import Tensor
+from .conv import IntPair, conv_output_size, fmt_pair, pair, patches
+from .module import Module, ShapeError
 
-__all__ = ["avg_pool2d", "max_pool2d"]
+__all__ = ["AvgPool2d", "MaxPool2d", "avg_pool2d", "max_pool2d"]
 
 
-def _setup(x: np.ndarray, kernel_size, stride, name: str) -> tuple:
-    """Channels-last view of x, kernel, stride and output size, checked."""
-    if x.ndim != 4:
-        raise ValueError(f"{name}: expected input (N, C, H, W), got {x.shape}")
+def _setup(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None, name: str) -> tuple:
+    """Every precondition of a pooling op, checked once (the layers rely on it); returns the
+    channels-last view of x, kernel, stride and output size."""
     kh, kw = pair(kernel_size)
     sh, sw = pair(stride if stride is not None else (kh, kw))
-    h, w = x.shape[2], x.shape[3]
-    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or kh > h or kw > w:
-        raise ValueError(
-            f"{name}: kernel {(kh, kw)} / stride {(sh, sw)} do not fit input {x.shape}"
-        )
-    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1:
+        raise ValueError(f"{name}: kernel {(kh, kw)} and stride {(sh, sw)} must be >= 1")
+    if x.ndim != 4 or x.shape[2] < kh or x.shape[3] < kw:
+        raise ShapeError(name, f"expected input (N, C, H, W) with H >= {kh}, W >= {kw}, "
+                               f"got {x.shape}")
+    ho, wo = conv_output_size(x.shape[2], kh, sh, 0), conv_output_size(x.shape[3], kw, sw, 0)
     return x.transpose(0, 2, 3, 1), kh, kw, sh, sw, ho, wo
-
-
-def _blocks(xh: np.ndarray, kh: int, kw: int, ho: int, wo: int) -> np.ndarray:
-    """Non-overlapping windows of xh (N, H, W, C) as (N, H', kh, W', kw, C)."""
-    n, _, _, c = xh.shape
-    return xh[:, :ho * kh, :wo * kw, :].reshape(n, ho, kh, wo, kw, c)
-
-
-def _place(dblocks: np.ndarray, shape_nhwc: tuple) -> np.ndarray:
-    """Gradient blocks (N, H', kh, W', kw, C) back at their input positions, zeros where
-    the cropped border was; returned as an (N, C, H, W) view."""
-    n, ho, kh, wo, kw, c = dblocks.shape
-    inner = dblocks.reshape(n, ho * kh, wo * kw, c)
-    if inner.shape != shape_nhwc:
-        full = np.zeros(shape_nhwc, dtype=dblocks.dtype)
-        full[:, :ho * kh, :wo * kw, :] = inner
-        inner = full
-    return inner.transpose(0, 3, 1, 2)
-
-
-def _offsets(xh: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
-    """(slice of xh read at kernel offset (u, v)) for every offset: the strided window
-    ``xh[:, u::sh, v::sw, :]`` cropped to the output size."""
-    for u in range(kh):
-        for v in range(kw):
-            yield (slice(None), slice(u, u + sh * (ho - 1) + 1, sh),
-                   slice(v, v + sw * (wo - 1) + 1, sw), slice(None))
-
-
-def _tiles(shape_nhwc: tuple, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int) -> bool:
-    """True when the windows tile the input exactly (stride = kernel, nothing cropped), so
-    every input element lies in exactly one window."""
-    return (sh, sw) == (kh, kw) and (ho * kh, wo * kw) == shape_nhwc[1:3]
 
 
 @tensor_op(f="y[n,c,i,j] = max_{u,v} x[n, c, s·i + u, s·j + v]",
@@ -78,38 +49,19 @@ class max_pool2d:
     the input that won; among tied inputs the first in row-major window order wins (as in
     PyTorch), so the gradient is a valid subgradient and sums to G.
 
-    Both passes loop over the kh·kw kernel offsets k (4 for 2×2), each step a few
-    vectorised operations on a strided (N, H', W', C) slice.  Forward: y = running max,
-    and the arg-max offset is recorded as a small integer array: offset k wins where
-    xₖ > max(x₀ … x_{k−1}), and since k grows, arg = max(arg, k·[xₖ > y]).  Backward: the
-    input at offset k gets G·[arg = k].
+    The forward records which kernel offset won each window (a small integer array ``arg``)
+    and the backward hands each input at offset k the gradient G·[arg = k].
     """
 
     def forward(x, kernel_size, stride):
         xh, kh, kw, sh, sw, ho, wo = _setup(x, kernel_size, stride, "max_pool2d")
-        slices = _offsets(xh, kh, kw, sh, sw, ho, wo)
-        y = xh[next(slices)].copy()
-        arg = np.zeros(y.shape, dtype=np.uint8 if kh * kw < 256 else np.uint16)
-        step = np.empty_like(arg)
-        for k, s in enumerate(slices, start=1):
-            xs = xh[s]
-            np.multiply(np.greater(xs, y), arg.dtype.type(k), out=step)
-            np.maximum(arg, step, out=arg)
-            np.maximum(y, xs, out=y)
+        y, arg = _max_and_argmax(xh, kh, kw, sh, sw, ho, wo)
         return y.transpose(0, 3, 1, 2), (arg, kh, kw, sh, sw)
 
     def backward(node, g):
-        arg, kh, kw, sh, sw = node._ctx
-        xh = node._parents[0].data.transpose(0, 2, 3, 1)
-        gh = g.transpose(0, 2, 3, 1)
-        ho, wo = arg.shape[1:3]
-        tiles = _tiles(xh.shape, kh, kw, sh, sw, ho, wo)
-        dxh = (np.empty if tiles else np.zeros)(xh.shape, dtype=g.dtype)
-        for k, s in enumerate(_offsets(xh, kh, kw, sh, sw, ho, wo)):
-            if tiles:
-                np.multiply(arg == k, gh, out=dxh[s])
-            else:
-                dxh[s] += (arg == k) * gh
+        arg, kh, kw, sh, sw = node.ctx
+        xh = node.parents[0].data.transpose(0, 2, 3, 1)
+        dxh = _route_to_argmax(g.transpose(0, 2, 3, 1), arg, xh.shape, kh, kw, sh, sw)
         return (dxh.transpose(0, 3, 1, 2),)
 
 
@@ -125,22 +77,137 @@ class avg_pool2d:
 
     def forward(x, kernel_size, stride):
         xh, kh, kw, sh, sw, ho, wo = _setup(x, kernel_size, stride, "avg_pool2d")
-        if (sh, sw) == (kh, kw):
-            y = _blocks(xh, kh, kw, ho, wo).mean(axis=(2, 4), dtype=x.dtype)
-        else:
-            y = _patches(xh, kh, kw, sh, sw).mean(axis=(3, 4), dtype=x.dtype)
+        y = _window_means(xh, kh, kw, sh, sw, ho, wo)
         return y.transpose(0, 3, 1, 2), (kh, kw, sh, sw)
 
     def backward(node, g):
-        x = node._parents[0].data
-        kh, kw, sh, sw = node._ctx
-        xh = x.transpose(0, 2, 3, 1)
+        kh, kw, sh, sw = node.ctx
+        xh = node.parents[0].data.transpose(0, 2, 3, 1)
         gh = g.transpose(0, 2, 3, 1) * np.asarray(1.0 / (kh * kw), dtype=g.dtype)
-        n, ho, wo, c = gh.shape
-        if (sh, sw) == (kh, kw):
-            blocks = np.broadcast_to(gh[:, :, None, :, None, :], (n, ho, kh, wo, kw, c))
-            return (_place(blocks, xh.shape),)
-        dxh = np.zeros(xh.shape, dtype=g.dtype)
-        for s in _offsets(xh, kh, kw, sh, sw, ho, wo):
-            dxh[s] += gh
+        dxh = _spread_over_windows(gh, xh.shape, kh, kw, sh, sw)
         return (dxh.transpose(0, 3, 1, 2),)
+
+
+class _Pool2d(Module):
+    """A pooling layer: kernel and stride (default: the kernel), input errors are the op's
+    checks under the layer's name."""
+
+    _op: Any = None
+
+    def __init__(self, kernel_size: IntPair = 2, stride: IntPair | None = None) -> None:
+        super().__init__()
+        self.kernel_size = pair(kernel_size)
+        self.stride = pair(stride) if stride is not None else self.kernel_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        try:
+            return self._op(x, kernel_size=self.kernel_size, stride=self.stride)
+        except ShapeError as err:
+            raise self.input_error(err) from None
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={fmt_pair(self.kernel_size)}, stride={fmt_pair(self.stride)}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling over kh×kw windows (stride defaults to the kernel size)."""
+
+    _op = max_pool2d
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling over kh×kw windows (stride defaults to the kernel size)."""
+
+    _op = avg_pool2d
+
+
+# ------------------------------------------------------------------ speed: channels-last loops
+# Both directions work on the (N, H, W, C) view and loop over the kh·kw kernel offsets (4
+# for 2×2), each step a few vectorised operations on a strided (N, H', W', C) slice; never
+# a loop over images or pixels.  Non-overlapping windows (stride = kernel, the common 2×2
+# stride 2) need no stride tricks at all: (N, H, W, C) reshapes to (N, H/k, k, W/k, k, C).
+def _offsets(kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
+    """For every kernel offset (u, v), the index of the strided window ``xh[:, u::sh, v::sw, :]``
+    cropped to the output size."""
+    for u in range(kh):
+        for v in range(kw):
+            yield (slice(None), slice(u, u + sh * (ho - 1) + 1, sh),
+                   slice(v, v + sw * (wo - 1) + 1, sw), slice(None))
+
+
+def _max_and_argmax(xh: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int,
+                    wo: int) -> tuple[np.ndarray, np.ndarray]:
+    """The running max y over the offsets, and the winning offset as a small integer array:
+    offset k wins where xₖ > max(x₀ … x_{k−1}), and since k grows, arg = max(arg, k·[xₖ > y])
+    (ties keep the earlier offset)."""
+    slices = _offsets(kh, kw, sh, sw, ho, wo)
+    y = xh[next(slices)].copy()
+    arg = np.zeros(y.shape, dtype=np.uint8 if kh * kw < 256 else np.uint16)
+    step = np.empty_like(arg)
+    for k, s in enumerate(slices, start=1):
+        xs = xh[s]
+        np.multiply(np.greater(xs, y), arg.dtype.type(k), out=step)
+        np.maximum(arg, step, out=arg)
+        np.maximum(y, xs, out=y)
+    return y, arg
+
+
+def _route_to_argmax(gh: np.ndarray, arg: np.ndarray, shape_nhwc: tuple, kh: int, kw: int,
+                     sh: int, sw: int) -> np.ndarray:
+    """∂x (N, H, W, C): the input at offset k gets G·[arg = k]; written straight into place
+    when the windows tile the input, accumulated when they overlap or leave a border."""
+    ho, wo = arg.shape[1:3]
+    tiles = _tiles(shape_nhwc, kh, kw, sh, sw, ho, wo)
+    dxh = (np.empty if tiles else np.zeros)(shape_nhwc, dtype=gh.dtype)
+    for k, s in enumerate(_offsets(kh, kw, sh, sw, ho, wo)):
+        if tiles:
+            np.multiply(arg == k, gh, out=dxh[s])
+        else:
+            dxh[s] += (arg == k) * gh
+    return dxh
+
+
+def _window_means(xh: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int,
+                  wo: int) -> np.ndarray:
+    """The mean of every window, (N, H', W', C)."""
+    if (sh, sw) == (kh, kw):
+        return _blocks(xh, kh, kw, ho, wo).mean(axis=(2, 4), dtype=xh.dtype)
+    return patches(xh, kh, kw, sh, sw).mean(axis=(3, 4), dtype=xh.dtype)
+
+
+def _spread_over_windows(gh: np.ndarray, shape_nhwc: tuple, kh: int, kw: int, sh: int,
+                         sw: int) -> np.ndarray:
+    """∂x (N, H, W, C) from the already scaled G/(kh·kw) (N, H', W', C): each window's share
+    added onto every input of that window."""
+    n, ho, wo, c = gh.shape
+    if (sh, sw) == (kh, kw):
+        blocks = np.broadcast_to(gh[:, :, None, :, None, :], (n, ho, kh, wo, kw, c))
+        return _place(blocks, shape_nhwc)
+    dxh = np.zeros(shape_nhwc, dtype=gh.dtype)
+    for s in _offsets(kh, kw, sh, sw, ho, wo):
+        dxh[s] += gh
+    return dxh
+
+
+def _blocks(xh: np.ndarray, kh: int, kw: int, ho: int, wo: int) -> np.ndarray:
+    """Non-overlapping windows of xh (N, H, W, C) as (N, H', kh, W', kw, C)."""
+    n, _, _, c = xh.shape
+    return xh[:, :ho * kh, :wo * kw, :].reshape(n, ho, kh, wo, kw, c)
+
+
+def _place(dblocks: np.ndarray, shape_nhwc: tuple) -> np.ndarray:
+    """Gradient blocks (N, H', kh, W', kw, C) back at their input positions, zeros where
+    the cropped border was, as (N, H, W, C)."""
+    n, ho, kh, wo, kw, c = dblocks.shape
+    inner = dblocks.reshape(n, ho * kh, wo * kw, c)
+    if inner.shape != shape_nhwc:
+        full = np.zeros(shape_nhwc, dtype=dblocks.dtype)
+        full[:, :ho * kh, :wo * kw, :] = inner
+        inner = full
+    return inner
+
+
+def _tiles(shape_nhwc: tuple, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int) -> bool:
+    """True when the windows tile the input exactly (stride = kernel, nothing cropped), so
+    every input element lies in exactly one window."""
+    return (sh, sw) == (kh, kw) and (ho * kh, wo * kw) == shape_nhwc[1:3]

@@ -1,12 +1,16 @@
-"""Shape ops for images: flatten the feature maps, zero-pad the spatial dimensions."""
+"""Shape ops for images: flatten the feature maps (the ``flatten`` op and the :class:`Flatten`
+layer), zero-pad the spatial dimensions (the ``pad`` op)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..registry import tensor_op
+from ..tensor import Tensor
+from .conv import IntPair, pair
+from .module import Module
 
-__all__ = ["flatten", "pad", "pad_widths"]
+__all__ = ["Flatten", "flatten", "pad", "pad_widths"]
 
 
 @tensor_op(f="x reshaped to (d₀, …, d_{s−1}, d_s·…·d_last)", grads=("∂x = G reshaped back",),
@@ -20,15 +24,29 @@ class flatten:
         return x.reshape(x.shape[:start] + (-1,)), None
 
     def backward(node, g):
-        return (g.reshape(node._parents[0].data.shape),)
+        return (g.reshape(node.parents[0].data.shape),)
 
 
-def pad_widths(padding: int | tuple[int, int]) -> tuple[int, int]:
+class Flatten(Module):
+    """(N, C, H, W) -> (N, C·H·W): merge every axis from ``start_dim`` on."""
+
+    def __init__(self, start_dim: int = 1) -> None:
+        super().__init__()
+        self.start_dim = start_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return flatten(x, start_dim=self.start_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}"
+
+
+def pad_widths(padding: IntPair) -> tuple[int, int]:
     """(pad_h, pad_w) from an int or a pair; negative values are an error."""
-    ph, pw = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
+    ph, pw = pair(padding)
     if ph < 0 or pw < 0:
         raise ValueError(f"padding must be >= 0, got {padding}")
-    return int(ph), int(pw)
+    return ph, pw
 
 
 @tensor_op(f="y = x surrounded by p zeros on each side of the last two axes",
@@ -44,6 +62,6 @@ class pad:
         return np.pad(x, widths), (ph, pw)
 
     def backward(node, g):
-        ph, pw = node._ctx
+        ph, pw = node.ctx
         h, w = g.shape[-2], g.shape[-1]
         return (g[..., ph:h - ph, pw:w - pw].copy(),)

@@ -3,7 +3,7 @@
 * :func:`draw_graph` -- a Value/Tensor graph as a ``graphviz.Digraph`` (records with data and
   grad, op nodes, local gradients on the edges); Jupyter shows nodes this way automatically.
 * :func:`explain_backward` -- run backward and get every step: upstream × local = contribution,
-  and the parent's running total (also ``y.backward(trace=True)``).
+  and the parent's running total.
 * :func:`write_stepper_html` -- a self-contained HTML page that steps through a trace.
 * :func:`draw_modules` -- one node per layer for real networks (a training step of an MLP/CNN).
 * :func:`write_activation_gallery` -- every registry activation plotted with its derivative.

@@ -1,4 +1,4 @@
-"""The ``explain`` and ``graph`` subcommands of ``tinygrad-edu``.
+"""``tinygrad-edu explain`` and ``tinygrad-edu graph``: backprop step by step, and its graphs.
 
 ``tinygrad-edu explain "tanh(x*w + b)" --set x=2 w=-3 b=6.88 --html steps.html --svg g.svg``
 prints the backward pass step by step and writes the stepper page and the graph.
@@ -11,11 +11,18 @@ Exit codes: 0 done, 1 rendering impossible (no Graphviz), 2 bad input.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["parse_assignments", "register_cli", "run_explain", "run_graph"]
+from ..viz import examples
+from ..viz.explain import explain_backward
+from ..viz.expression import ExpressionError, evaluate
+from ..viz.graph import GraphvizNotFound, draw_graph, save
+from ..viz.plot import write_activation_gallery
+from ..viz.stepper import write_stepper_html
+from .common import fail
+
+__all__ = ["UsageError", "parse_assignments", "register_cli", "run_explain", "run_graph"]
 
 EXAMPLES = ("neuron", "mlp", "expr", "mnist-mlp", "mnist-cnn")
 
@@ -82,22 +89,12 @@ def register_cli(subparsers: Any) -> None:
     graph.set_defaults(func=run_graph)
 
 
-def _fail(message: str, code: int = 2) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
-
 def run_explain(args: argparse.Namespace) -> int:
     """``tinygrad-edu explain``: print the steps; write --html/--svg/--json if asked."""
-    from .explain import explain_backward
-    from .expression import ExpressionError, evaluate
-    from .graph import GraphvizNotFound, draw_graph, save
-    from .stepper import write_stepper_html
-
     try:
         root = evaluate(args.expression, parse_assignments(args.set))
     except (UsageError, ExpressionError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc), code=2)
     trace = explain_backward(root, print_steps=True)
     try:
         if args.svg:
@@ -105,9 +102,9 @@ def run_explain(args: argparse.Namespace) -> int:
         if args.html:
             print(f"wrote {write_stepper_html(trace, args.html)}")
     except GraphvizNotFound as exc:
-        return _fail(str(exc), 1)
+        return fail(str(exc), code=1)
     except (ValueError, OSError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc), code=2)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             fh.write(trace.to_json())
@@ -117,10 +114,6 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def _example_graph(args: argparse.Namespace) -> Any:
     """The Digraph of the chosen example."""
-    from . import examples
-    from .expression import evaluate
-    from .graph import draw_graph
-
     if args.example in ("mnist-mlp", "mnist-cnn"):
         return examples.network_step(args.example.split("-")[1])
     if args.example == "expr":
@@ -139,17 +132,13 @@ def _example_graph(args: argparse.Namespace) -> Any:
 
 def run_graph(args: argparse.Namespace) -> int:
     """``tinygrad-edu graph``: render an example, or write the activation gallery."""
-    from .expression import ExpressionError
-    from .graph import GraphvizNotFound, save
-    from .plot import write_activation_gallery
-
     if args.activations:
         print(f"wrote {write_activation_gallery(args.activations)}")
         if not args.example:
             return 0
     if not args.example:
-        return _fail("name an example (neuron, mlp, expr, mnist-mlp, mnist-cnn) "
-                     "or use --activations PATH")
+        return fail(f"name an example ({', '.join(EXAMPLES)}) or use --activations PATH",
+                    code=2)
     try:
         dot = _example_graph(args)
         if args.output:
@@ -157,9 +146,9 @@ def run_graph(args: argparse.Namespace) -> int:
         else:
             print(dot.source)
     except (UsageError, ExpressionError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc), code=2)
     except GraphvizNotFound as exc:
-        return _fail(str(exc), 1)
+        return fail(str(exc), code=1)
     except (ValueError, OSError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc), code=2)
     return 0

@@ -1,40 +1,46 @@
 """The ``tinygrad-edu`` command (also ``python -m tinygrad_edu``).
 
-Each feature module contributes its subcommands through a ``register_cli(subparsers)``
-function that adds a parser and sets ``func`` (taking the parsed arguments, returning the
-exit code).
+One module per command group, each adding its subcommands through
+``register_cli(subparsers)``: a parser per subcommand whose ``func`` takes the parsed
+arguments and returns the exit code.
+
+* :mod:`.train` -- ``train`` and ``eval``;
+* :mod:`.data` -- ``data``;
+* :mod:`.graph` -- ``explain`` and ``graph``;
+* :mod:`.common` -- what they share: the one-line error, the positive-number parsers.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from .. import __version__
+from . import data, graph, train
 
-#: Modules that add subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES = (
-    "tinygrad_edu.train",  # train, eval
-    "tinygrad_edu.datasets",  # data
-    "tinygrad_edu.viz.cli",  # explain, graph
-)
+__all__ = ["build_parser", "main"]
+
+#: The command groups, in the order ``--help`` lists their subcommands.
+COMMAND_MODULES = (train, data, graph)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tinygrad-edu`` parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="tinygrad-edu",
         description="Autograd you can read: train on MNIST, and watch backprop step by step.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register_cli(subparsers)
+    for module in COMMAND_MODULES:
+        module.register_cli(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinygrad-edu`` with ``argv`` (default: the process's arguments); return the exit
+    code (2 with the help on stderr when no command is given, 130 on Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

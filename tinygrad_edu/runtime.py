@@ -1,0 +1,103 @@
+"""Process-level tuning: how many threads the BLAS uses, and whether freed memory is kept.
+
+Both settings belong to the whole process, so a library must not make them behind its
+users' backs: importing :mod:`tinygrad_edu` never calls anything here.  Programs that own
+their process do -- the ``tinygrad-edu train`` command (``--threads``, and the allocator
+setting) and the benchmark scripts (the allocator setting, applied to the numpy reference
+they compare against as well).
+
+**BLAS threads.**  numpy's matrix products run in its BLAS (OpenBLAS in the numpy wheels).
+On a machine whose cores are shared, multi-threaded OpenBLAS spins while it waits and
+becomes several times *slower* (measured: 7x for the CNN with 2 threads on 2 busy cores);
+one thread also gives the same bits whatever the machine's core count.
+:func:`set_blas_threads` and :func:`blas_threads` go through ``threadpoolctl``, which finds
+the BLAS libraries loaded in the process (OpenBLAS, MKL, BLIS, FlexiBLAS) on Linux, macOS
+and Windows.
+
+**Freed memory.**  A training step allocates and frees the same large temporaries every
+time (patch matrices, activations, gradients: over 100 MB per step for the MNIST CNN).
+glibc's ``malloc`` serves big requests with fresh ``mmap`` pages and hands them back on
+``free``, so every step pays a page fault for every 4 KiB it touches again -- on a small VM
+that costs more than the arithmetic.  :func:`keep_freed_memory` asks glibc (``mallopt``) to
+serve them from the heap and not to trim it, so later steps reuse warm pages; the process's
+memory then stays at its peak instead of breathing in and out (it stays flat across epochs
+either way).  ``TINYGRAD_EDU_KEEP_MEMORY=0`` opts :func:`apply_memory_default` out.
+Elsewhere than Linux/glibc it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+from threadpoolctl import ThreadpoolController
+
+__all__ = [
+    "KEEP_MEMORY_ENV_VAR",
+    "apply_memory_default",
+    "blas_threads",
+    "keep_freed_memory",
+    "set_blas_threads",
+]
+
+#: Set to ``0`` to keep glibc's default allocator behaviour in the train command and the
+#: benchmarks.
+KEEP_MEMORY_ENV_VAR = "TINYGRAD_EDU_KEEP_MEMORY"
+
+# mallopt parameters (glibc's malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+# --------------------------------------------------------------------------- BLAS threads
+
+
+def _blas() -> ThreadpoolController:
+    """A controller of the BLAS libraries loaded in the process now (maybe none)."""
+    return ThreadpoolController().select(user_api="blas")
+
+
+def set_blas_threads(threads: int) -> bool:
+    """Limit the threads of the loaded BLAS (numpy's OpenBLAS) to ``threads``.
+
+    Returns False, changing nothing, when no BLAS library ``threadpoolctl`` knows is loaded.
+    """
+    blas = _blas()
+    if not blas.info():
+        return False
+    blas.limit(limits=threads)  # applied now; kept, since the limiter is never restored
+    return True
+
+
+def blas_threads() -> int | None:
+    """How many threads the loaded BLAS uses now (the first library's count; None if none)."""
+    info = _blas().info()
+    return int(info[0]["num_threads"]) if info else None
+
+
+# --------------------------------------------------------------------------- allocator
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed blocks for reuse (no mmap for large blocks, no heap
+    trimming).  Returns True if the settings were applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    ok = mallopt(_M_MMAP_MAX, 0) == 1
+    ok = mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and ok
+    return ok
+
+
+def apply_memory_default() -> bool:
+    """Call :func:`keep_freed_memory` unless ``TINYGRAD_EDU_KEEP_MEMORY=0``."""
+    if os.environ.get(KEEP_MEMORY_ENV_VAR, "1") == "0":
+        return False
+    return keep_freed_memory()
