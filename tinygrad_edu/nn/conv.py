@@ -141,10 +141,8 @@ class Conv2d(Module):
         rng = _init.make_rng(rng)
         shape = (out_channels, in_channels) + self.kernel_size
         self.weight = Parameter(_init.initialise(shape, init, activation, rng))
-        if bias:
-            self.bias = Parameter(_init.constant((out_channels,), bias_init))
-        else:
-            self.register_parameter("bias", None)
+        bias_value = _init.constant((out_channels,), bias_init)
+        self.register_parameter("bias", Parameter(bias_value) if bias else None)
 
     def forward(self, x: Tensor) -> Tensor:
         try:

@@ -76,10 +76,8 @@ class Linear(Module):
         rng = _init.make_rng(rng)
         w = _init.initialise((out_features, in_features), init, activation, rng)
         self.weight = Parameter(_weight_memory(w))
-        if bias:
-            self.bias = Parameter(_init.constant((out_features,), bias_init))
-        else:
-            self.register_parameter("bias", None)
+        bias_value = _init.constant((out_features,), bias_init)
+        self.register_parameter("bias", Parameter(bias_value) if bias else None)
 
     def forward(self, x: Tensor) -> Tensor:
         try:
