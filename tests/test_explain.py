@@ -192,3 +192,13 @@ def test_text_table_is_aligned() -> None:
     for line in lines[3:]:
         assert line[column - 1] == " "  # columns line up under the header
     assert len(lines) == 3 + len(trace.steps)
+
+
+def test_draw_graph_and_explain_backward_are_top_level_names() -> None:
+    import tinygrad_edu
+    from tinygrad_edu import draw_graph, explain_backward, viz
+
+    assert draw_graph is viz.draw_graph and explain_backward is viz.explain_backward
+    assert {"draw_graph", "explain_backward"} <= set(tinygrad_edu.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        tinygrad_edu.not_a_name  # noqa: B018

@@ -33,6 +33,18 @@ def _notebook_display(node: Node) -> dict[str, Any]:
 
 Node.display_hook = _notebook_display
 
+#: Names of :mod:`tinygrad_edu.viz` offered here too (``from tinygrad_edu import draw_graph``);
+#: viz is loaded on first use, so ``import tinygrad_edu`` stays light.
+_VIZ_NAMES = ("draw_graph", "explain_backward")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VIZ_NAMES:
+        from . import viz
+
+        return getattr(viz, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "REGISTRY",
     "Tensor",
@@ -40,7 +52,9 @@ __all__ = [
     "activation_ops",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "draw_graph",
     "enable_grad",
+    "explain_backward",
     "is_grad_enabled",
     "mse_loss",
     "nll_loss",
