@@ -1,5 +1,6 @@
-"""Numerical stability: every activation at ±1000 and ±1e4, in float32 and float64, in both
-engines, finite forward and backward with numpy silent; exact log-softmax of huge logits."""
+"""Numerical stability: every activation at ±1000 and ±1e4, and elementwise ones over the
+whole finite range (±max, ±tiny), in float32 and float64, in both engines, finite forward
+and backward with numpy silent; exact log-softmax of huge logits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from tinygrad_edu import Tensor, Value
+from tinygrad_edu.activations import SELU_LAMBDA
 from tinygrad_edu.losses import binary_cross_entropy_with_logits, cross_entropy
 from tinygrad_edu.registry import activation_ops
 
@@ -63,6 +65,52 @@ def test_tensor_activation_at_huge_inputs(op, params, dtype):
     assert y.dtype == dtype and x.grad.dtype == dtype
     assert np.all(np.isfinite(y.data)), f"{op.name} forward: {y.data}"
     assert np.all(np.isfinite(x.grad)), f"{op.name} backward: {x.grad}"
+
+
+def _whole_range(dtype, op=None) -> list[float]:
+    """Both ends and the middle of a float format's finite range, and the points where x²
+    and x³ overflow; for SELU (slope λ > 1) only inputs whose exact output is finite."""
+    info = np.finfo(dtype)
+    top = [float(info.max), float(info.max) / 2, float(np.sqrt(info.max)) * 2,
+           float(np.cbrt(info.max)) * 2, 1e20, 1e4, 1.0, float(info.tiny), 0.0]
+    scale = SELU_LAMBDA if op is not None and op.name == "selu" else 1.0
+    return sorted({v for t in top for v in (t, -t) if abs(v) * scale <= float(info.max)})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("op", "params"), UNARY)
+def test_tensor_activation_over_the_whole_finite_range(op, params, dtype):
+    x = Tensor(np.array(_whole_range(dtype, op), dtype=dtype), requires_grad=True)
+    with silent_numpy():
+        y = op(x, **params)
+        y.backward(np.ones(y.shape, dtype=dtype))
+    assert np.all(np.isfinite(y.data)), f"{op.name} forward: {dict(zip(x.data, y.data))}"
+    assert np.all(np.isfinite(x.grad)), f"{op.name} backward: {dict(zip(x.data, x.grad))}"
+    assert np.all((x.grad >= -0.2) & (x.grad <= 1.8)), f"{op.name}: {x.grad}"  # slopes
+
+
+@pytest.mark.parametrize(("op", "params"), [c for c in UNARY if c.values[0].scalar])
+def test_value_activation_over_the_whole_finite_range(op, params):
+    for a in _whole_range(np.float64, op):
+        x = Value(a)
+        with silent_numpy():
+            y = op(x, **params)
+            y.backward()
+        assert math.isfinite(y.data) and math.isfinite(x.grad), (op.name, a, y.data, x.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_family_over_each_half_of_the_finite_range(name, dtype):
+    """Rows within one half of the range (their differences stay finite)."""
+    half = [v for v in _whole_range(dtype) if v >= 0]
+    rows = np.array([half, [-v for v in half]], dtype=dtype)
+    x = Tensor(rows, requires_grad=True)
+    with silent_numpy():
+        y = getattr(x, name)(axis=1)
+        y.backward(np.ones(y.shape, dtype=dtype))
+    finite = np.isfinite(y.data) if name == "softmax" else y.data > -np.inf
+    assert finite.any(axis=1).all() and np.all(np.isfinite(x.grad))
 
 
 @pytest.mark.parametrize(("op", "params"), [c for c in UNARY if c.values[0].scalar])

@@ -47,11 +47,19 @@ def test_float64_is_kept():
 
 
 @pytest.mark.parametrize("data", [[1, 2, 3], np.arange(3), np.arange(3, dtype=np.int8),
-                                  np.array([True, False]), np.arange(3, dtype=np.uint16)])
-def test_integer_and_bool_input_becomes_float32(data):
+                                  np.arange(3, dtype=np.uint16)])
+def test_integer_input_becomes_float32(data):
     t = Tensor(data)
     assert t.dtype == np.float32
     np.testing.assert_array_equal(t.data, np.asarray(data, dtype=np.float32))
+
+
+def test_bool_input_needs_an_explicit_dtype():
+    """A mask silently turned into 0/1 floats indexes the wrong elements (issue 13)."""
+    with pytest.raises(TypeError, match="boolean data"):
+        Tensor(np.array([True, False]))
+    t = Tensor(np.array([True, False]), dtype=np.float32)
+    np.testing.assert_array_equal(t.data, [1.0, 0.0])
 
 
 def test_explicit_dtype_and_bad_dtype():

@@ -123,17 +123,29 @@ class gelu:
 
     def f(m, x, approximate):
         if approximate == "tanh":
-            return 0.5 * x * (1.0 + m.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)))
+            c = _clamp(m, x)
+            return 0.5 * x * (1.0 + m.tanh(_SQRT_2_OVER_PI * (c + _GELU_C * c * c * c)))
         _check_gelu_mode(approximate)
         return 0.5 * x * (1.0 + m.erf(x / math.sqrt(2.0)))
 
     def df(m, x, y, approximate):
+        c = _clamp(m, x)
         if approximate == "tanh":
-            t = m.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
-            dt = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
-            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dt
+            t = m.tanh(_SQRT_2_OVER_PI * (c + _GELU_C * c * c * c))
+            dt = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * c * c)
+            return 0.5 * (1.0 + t) + 0.5 * c * (1.0 - t * t) * dt
         cdf = 0.5 * (1.0 + m.erf(x / math.sqrt(2.0)))
-        return cdf + x * _INV_SQRT_2PI * m.exp(-0.5 * x * x)
+        return cdf + c * _INV_SQRT_2PI * m.exp(-0.5 * c * c)
+
+
+#: Beyond |x| = 40 both GELUs' curved parts are exactly 0 in float32 and float64 (tanh is
+#: ±1, e^(−x²/2) underflows): clamping there changes no result and keeps x³ and x² from
+#: overflowing into inf · 0 = NaN at large finite inputs.
+_GELU_CLAMP = 40.0
+
+
+def _clamp(m, x):
+    return m.minimum(m.maximum(x, -_GELU_CLAMP), _GELU_CLAMP)
 
 
 def _check_gelu_mode(approximate: str) -> None:
@@ -177,6 +189,8 @@ class softmax:
     """
 
     def forward(x, axis):
+        if x.size == 0:  # nothing to normalise: an empty result of the same shape
+            return x.copy(), axis
         e = np.exp(x - x.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True), axis
 
@@ -194,6 +208,8 @@ class log_softmax:
     """
 
     def forward(x, axis):
+        if x.size == 0:  # nothing to normalise: an empty result of the same shape
+            return x.copy(), axis
         shifted = x - x.max(axis=axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True)), axis
 

@@ -20,6 +20,26 @@ of every pass, so they always hold this pass's value and never leak into the nex
 (the silent double-counting bug of naive engines).  The graph is kept after backward, so
 calling it again is allowed.
 
+Policies both engines follow
+----------------------------
+* **Gradient arrays**: every leaf owns its ``.grad`` (``a.grad *= 5`` never changes
+  ``b.grad`` after ``(a + b).sum().backward()``, nor the caller's ``gradient`` argument,
+  which must hold real numbers).
+* **Poles** (``x / 0``, ``ln 0``'s slope, ``√x``'s slope at 0): IEEE 754 results, ±inf or
+  nan, with numpy's RuntimeWarning, in both engines (a Value never raises
+  ZeroDivisionError).  **Outside the real domain** (``√−1``, ``ln −1``): a Value raises
+  ValueError naming the op, a Tensor gives nan with numpy's warning (no check per element
+  on the array hot path).
+* **Comparisons** (``== != < <= > >=``) compare data elementwise and are not ops: no
+  gradient; a Tensor gives a numpy boolean array (a mask: ``x[x > 0]``), a Value a bool.
+  Nodes stay hashable by identity.
+* **Empty inputs**: ``sum`` of nothing is 0; softmax and log-softmax of an empty array are
+  empty; ``mean``, ``max`` and the losses over zero elements raise ValueError.
+* **Changing .data** after building a graph is not tracked (as PyTorch's ``.data``): the
+  forward values stay, and a backward that reads an input uses what it holds when backward
+  runs (``y = x * x; x.data[0] = 5`` gives ``x.grad[0] = 10``).  Rebuild the graph instead.
+* ``backward()`` from a result computed under :class:`no_grad` raises RuntimeError.
+
 The bottom layer
 ----------------
 This module imports nothing else of the package.  The two engines (``Value``, ``Tensor``)
@@ -214,7 +234,7 @@ class Node:
             for node in order:  # intermediates start from nothing; leaves accumulate
                 if node._op is not None:
                     node.grad = nothing
-            self.grad = seed if self.grad is None else self.grad + seed
+            self.grad = seed if self.grad is None else self.grad + seed  # seed: a fresh copy
             _propagate(order, on_edge)
         finally:
             if collecting:
@@ -236,6 +256,18 @@ class Node:
         return {"text/plain": repr(self)} if hook is None else hook(self)
 
 
+def _may_be_shared(grad: Any, upstream: Any, grads: tuple, i: int) -> bool:
+    """Whether the array ``grad`` arriving at a leaf may also be held elsewhere: it is (a
+    view of) the upstream gradient -- ``a + b`` hands both inputs the upstream itself, a
+    reshape a view of it -- or the op handed the same array to an earlier input.  The leaf
+    then gets a copy, so that ``a.grad *= 5`` never changes ``b.grad``, another node's
+    gradient or the caller's ``gradient`` argument.  Every other array an op returns is
+    its own fresh result (the contract of ``TensorOp.backward``), kept without a copy."""
+    if grad is upstream or any(grads[k] is grad for k in range(i)):
+        return True
+    return isinstance(grad, np.ndarray) and np.may_share_memory(grad, upstream)
+
+
 def _propagate(order: list[Node], on_edge: Callable | None) -> None:
     """The chain rule, from the output back to the leaves: each node's op turns the node's
     gradient (the upstream) into one gradient per parent, and each is added to that
@@ -249,6 +281,11 @@ def _propagate(order: list[Node], on_edge: Callable | None) -> None:
             grad = grads[i]
             if grad is None:  # this parent needs no gradient (a constant)
                 continue
-            parent.grad = grad if parent.grad is None else parent.grad + grad
+            if parent.grad is None:
+                if parent._op is None and _may_be_shared(grad, upstream, grads, i):
+                    grad = grad.copy()  # a leaf owns its .grad: see _may_be_shared
+                parent.grad = grad
+            else:
+                parent.grad = parent.grad + grad
             if on_edge is not None:
                 on_edge(node, i, upstream, grad)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ARRAY", "SCALAR", "ArrayMath", "ScalarMath"]
+__all__ = ["ARRAY", "SCALAR", "ArrayMath", "ScalarMath", "broadcastable", "ieee"]
 
 
 def _scalar_exp(x: float) -> float:
@@ -135,3 +135,19 @@ class ArrayMath:
 
 SCALAR: Any = ScalarMath
 ARRAY: Any = ArrayMath
+
+
+def ieee(fn: Any, *args: Any, **params: Any) -> float:
+    """``fn(m, *args)`` evaluated by :data:`ARRAY` on float64 numpy scalars, as a float:
+    IEEE 754 results where Python's float arithmetic raises ZeroDivisionError (1/0 = inf,
+    0/0 = nan, with numpy's RuntimeWarning).  The scalar engine falls back to it at a
+    pole, so it meets ``x / 0`` exactly as the array engine does."""
+    return float(fn(ARRAY, *(np.float64(a) for a in args), **params))
+
+
+def broadcastable(a: tuple, b: tuple) -> bool:
+    """Whether arrays of shapes ``a`` and ``b`` broadcast together (numpy's rules)."""
+    try:
+        return np.broadcast_shapes(a, b) is not None
+    except ValueError:
+        return False

@@ -86,14 +86,14 @@ class _pow:
         return m.pow(a, b)
 
     def da(m, a, b, y):
-        return b * m.pow(a, b - 1)
+        return b * m.pow(a, m.where(b == 0, 1.0, b - 1))  # b = 0: 0 (a⁰ is constant)
 
     def db(m, a, b, y):
         return m.log(m.where(a > 0, a, 1.0)) * y  # at a = 0: y = 0, so 0
 
 
-@unary(f="x ** p", df="p · x^(p−1)", category="arithmetic", name="pow_const", symbol="**p",
-       params={"p": 2.0}, domain=(0.5, 3.0))
+@unary(f="x ** p", df="p · x^(p−1)   (0 for p = 0, even at x = 0)", category="arithmetic",
+       name="pow_const", symbol="**p", params={"p": 2.0}, domain=(0.5, 3.0))
 class _pow_const:
     """Power with a constant exponent p (x ** 2, x ** 0.5, x ** -1...)."""
 
@@ -101,7 +101,7 @@ class _pow_const:
         return m.pow(x, p)
 
     def df(m, x, y, p):
-        return p * m.pow(x, p - 1)
+        return p * m.pow(x, p - 1 if p != 0 else 1.0)  # p = 0: 0, never 0 · 0⁻¹
 
 
 @unary(f="−x", df="−1", category="arithmetic", symbol="neg")
@@ -181,15 +181,29 @@ def _expand(g: np.ndarray, shape: tuple, axis, keepdims: bool) -> np.ndarray:
     """Reshape a reduced gradient so it broadcasts against the input's ``shape``."""
     if axis is None or keepdims:
         return g if keepdims else g.reshape((1,) * len(shape))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     return np.expand_dims(g, tuple(a % len(shape) for a in axes))
 
 
 def _reduced_size(shape: tuple, axis) -> int:
     if axis is None:
         return int(np.prod(shape, dtype=np.int64))
-    axes = (axis,) if isinstance(axis, int) else axis
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+def _check_nonempty(name: str, x: np.ndarray, axis) -> None:
+    """A mean or max over zero elements has no value: say so by name (numpy would give NaN
+    with a warning, or "zero-size array to reduction operation")."""
+    if x.size:
+        return  # a non-empty input has something on every axis
+    try:
+        n = _reduced_size(x.shape, axis)
+    except IndexError:
+        return  # an axis out of range: numpy's own error names it
+    if n == 0:
+        raise ValueError(f"{name}: cannot reduce over zero elements (input shape {x.shape}, "
+                         f"axis {axis})")
 
 
 @tensor_op(f="Σ x over axis", grads=("∂x = g broadcast back over the summed axes",),
@@ -213,6 +227,7 @@ class mean:
     """Mean over ``axis`` (all axes by default)."""
 
     def forward(x, axis, keepdims):
+        _check_nonempty("mean", x, axis)
         return x.mean(axis=axis, keepdims=keepdims), (axis, keepdims)
 
     def backward(node, g):
@@ -229,6 +244,7 @@ class _max:
     """Maximum over ``axis``; the gradient goes to the arg-max (ties share it equally)."""
 
     def forward(x, axis, keepdims):
+        _check_nonempty("max", x, axis)
         return x.max(axis=axis, keepdims=keepdims), (axis, keepdims)
 
     def backward(node, g):

@@ -45,12 +45,15 @@ parents' gradients: ``Unary``/``Binary`` compute upstream × :meth:`~Unary.local
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .autograd import Node
+from .numerics import broadcastable, ieee
 
 __all__ = [
     "ONE",
@@ -147,6 +150,9 @@ class Op:
             if key not in bound:
                 raise TypeError(f"{self.name}: unknown parameter {key!r} (has {names})")
             bound[key] = value
+        for key, default in self.params.items():
+            if bound[key] is not default:
+                bound[key] = _checked_param(self.name, key, bound[key], default)
         return bound
 
     def local(self, node) -> tuple | None:
@@ -155,6 +161,19 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<{self.kind} op {self.name!r}: f = {self.f_text}>"
+
+
+def _checked_param(op: str, key: str, value: Any, default: Any) -> Any:
+    """A parameter checked against the kind of its default: a real number (not NaN, not
+    complex) for a float, a string for a string; other kinds are the op's to check."""
+    if default.__class__ is float:
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
+            raise TypeError(f"{op}: parameter {key} must be a real number, got "
+                            f"{type(value).__name__} {value!r:.40}")
+        return float(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise TypeError(f"{op}: parameter {key} must be a string, got {type(value).__name__}")
+    return value
 
 
 class Unary(Op):
@@ -173,13 +192,20 @@ class Unary(Op):
         if cls not in ENGINES:  # a number, or a subclass such as nn.Parameter
             cls = _engine_of((x,))
             x = cls._coerce(x, None)
-        return cls._make(self.f(cls._math, x.data, **params), (x,), self, params)
+        try:
+            y = self.f(cls._math, x.data, **params)
+        except ZeroDivisionError:  # a pole on Python floats: IEEE result, as numpy
+            y = ieee(self.f, x.data, **params)
+        return cls._make(y, (x,), self, params)
 
     def local(self, node) -> tuple:
         """``(f'(x),)``: the local gradient at this node."""
         (x,) = node._parents
         df = self.df
-        return (df if df is ONE else df(node._math, x.data, node.data, **node._ctx),)
+        try:
+            return (df if df is ONE else df(node._math, x.data, node.data, **node._ctx),)
+        except ZeroDivisionError:  # f' has a pole here (√x at 0): IEEE result, as numpy
+            return (ieee(df, x.data, node.data, **node._ctx),)
 
     def backward(self, node, g) -> tuple:
         """The chain rule: the input's gradient is upstream × local."""
@@ -213,21 +239,25 @@ class Binary(Op):
         try:
             y = self.f(cls._math, a.data, b.data)
         except ValueError as exc:
-            if cls._BROADCASTS:  # numpy's broadcasting failed: name the op and both shapes
-                raise ValueError(
+            if cls._BROADCASTS and not broadcastable(a.data.shape, b.data.shape):
+                raise ValueError(  # numpy's broadcasting failed: name the op and both shapes
                     f"{self.name}: shapes {a.data.shape} and {b.data.shape} cannot be broadcast"
                 ) from exc
             raise
+        except ZeroDivisionError:  # a pole on Python floats: IEEE result, as numpy
+            y = ieee(self.f, a.data, b.data)
         return cls._make(y, (a, b), self, None)
 
     def local(self, node) -> tuple:
         """``(∂f/∂a, ∂f/∂b)``: the local gradients at this node."""
         a, b = node._parents
         m, y, da, db = node._math, node.data, self.da, self.db
-        return (
-            da if da is ONE else da(m, a.data, b.data, y),
-            db if db is ONE else db(m, a.data, b.data, y),
-        )
+        try:
+            return (da if da is ONE else da(m, a.data, b.data, y),
+                    db if db is ONE else db(m, a.data, b.data, y))
+        except ZeroDivisionError:  # a pole of a local gradient: IEEE result, as numpy
+            return (da if da is ONE else ieee(da, a.data, b.data, y),
+                    db if db is ONE else ieee(db, a.data, b.data, y))
 
     def backward(self, node, g) -> tuple:
         """The chain rule: each input's gradient is upstream × local, summed back over the
@@ -256,7 +286,9 @@ class TensorOp(Op):
     :attr:`node.parents <tinygrad_edu.autograd.Node.parents>` (a parent's array is
     ``.data``; one whose ``.requires_grad`` is False needs no gradient) and the saved values
     in :attr:`node.ctx <tinygrad_edu.autograd.Node.ctx>`.  Each gradient it returns must
-    have its input's shape.
+    have its input's shape, and be a new array or a view of ``g`` (never an array kept in
+    ``ctx``): a leaf keeps it as its ``.grad`` (copied only when it may be shared with ``g``
+    or another input).
     """
 
     kind = "tensor"
@@ -276,15 +308,18 @@ class TensorOp(Op):
 
     def backward(self, node, g) -> tuple:
         """The op's own backward, checked: one gradient (or None) per input, each of its
-        input's shape (a wrong shape would otherwise surface far away, in a sum)."""
+        input's shape (a wrong shape would otherwise surface far away, in a sum), and cast
+        to its input's dtype (as the elementwise ops' are)."""
         grads = tuple(self._backward(node, g))
         parents = node._parents
         for i, (parent, grad) in enumerate(zip(parents, grads)):
-            if isinstance(grad, np.ndarray) and grad.shape != parent.data.shape:
-                raise ValueError(
-                    f"{self.name}: backward returned a gradient of shape {grad.shape} "
-                    f"for input {i} of shape {parent.data.shape}"
-                )
+            if isinstance(grad, np.ndarray):
+                data = parent.data
+                if grad.shape != data.shape:
+                    raise ValueError(f"{self.name}: backward returned a gradient of shape "
+                                     f"{grad.shape} for input {i} of shape {data.shape}")
+                if grad.dtype != data.dtype:
+                    grads = grads[:i] + (grad.astype(data.dtype),) + grads[i + 1:]
         if len(grads) < len(parents):  # the inputs it left out get no gradient
             grads += (None,) * (len(parents) - len(grads))
         return grads

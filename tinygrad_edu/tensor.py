@@ -51,7 +51,12 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         if arr is not data and arr.dtype == np.float64 and not isinstance(data, np.generic):
             return arr.astype(np.float32)  # Python floats and lists: float32 by default
         return arr
-    if arr.dtype.kind in "biuf":
+    if arr.dtype.kind == "b":
+        raise TypeError(
+            "Tensor: boolean data (a Tensor holds float32/float64 numbers; index with the "
+            "boolean array itself, x[mask], or convert: Tensor(mask, dtype=np.float32))"
+        )
+    if arr.dtype.kind in "iuf":
         return arr.astype(np.float32)
     raise TypeError(f"Tensor: data of dtype {arr.dtype} is not real numbers")
 
@@ -93,6 +98,8 @@ class Tensor(Node):
             return Tensor(np.asarray(x, dtype=dtype))
         if isinstance(x, Node):
             raise TypeError(f"cannot combine Tensor and {type(x).__name__}")
+        if isinstance(x, np.ndarray) and x.dtype.kind == "b":  # a mask as an operand: 0/1
+            return Tensor(x, dtype=like.data.dtype if isinstance(like, Tensor) else np.float32)
         return Tensor(x)
 
     @staticmethod
@@ -121,7 +128,13 @@ class Tensor(Node):
                 )
             return np.ones_like(self.data)
         g = gradient.data if isinstance(gradient, Tensor) else gradient
-        g = np.asarray(g, dtype=self.data.dtype)
+        kind = np.asarray(g).dtype.kind
+        if kind not in "biuf":
+            raise TypeError(
+                f"backward: the gradient argument must hold real numbers, got dtype "
+                f"{np.asarray(g).dtype}" + (" (None entries?)" if kind == "O" else "")
+            )
+        g = np.array(g, dtype=self.data.dtype)  # a copy: the caller's array is never changed
         if g.shape != self.data.shape:
             raise ValueError(
                 f"backward: gradient of shape {g.shape} does not match the output's shape "
@@ -200,7 +213,11 @@ class Tensor(Node):
         return div(_operand(other, self), self)
 
     def __pow__(self, other: Any) -> Tensor:
-        if isinstance(other, numbers.Real) and not isinstance(other, np.ndarray):
+        """``x ** p``: a number (or 0-d array) exponent is the op ``pow_const``, which takes
+        any base (``(-2) ** 2 = 4``); a Tensor or array exponent is ``pow``."""
+        if isinstance(other, numbers.Real) or (
+            isinstance(other, np.ndarray) and other.ndim == 0 and other.dtype.kind in "iuf"
+        ):
             return REGISTRY["pow_const"](self, p=float(other))
         return REGISTRY["pow"](self, _operand(other, self))
 
@@ -209,6 +226,31 @@ class Tensor(Node):
 
     def __neg__(self) -> Tensor:
         return neg(self)
+
+    # ------------------------------------------------------------ comparisons
+    # ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` are elementwise, broadcast, and return a
+    # numpy boolean array (like ``argmax``: not part of the graph, no gradient, as PyTorch's
+    # comparisons), which indexes directly: ``x[x > 0]``.  Tensors stay hashable by
+    # identity (graph nodes live in sets).
+    __hash__ = Node.__hash__
+
+    def __eq__(self, other: object) -> np.ndarray:  # type: ignore[override]
+        return _compare(np.equal, self, other)
+
+    def __ne__(self, other: object) -> np.ndarray:  # type: ignore[override]
+        return _compare(np.not_equal, self, other)
+
+    def __lt__(self, other: Any) -> np.ndarray:
+        return _compare(np.less, self, other)
+
+    def __le__(self, other: Any) -> np.ndarray:
+        return _compare(np.less_equal, self, other)
+
+    def __gt__(self, other: Any) -> np.ndarray:
+        return _compare(np.greater, self, other)
+
+    def __ge__(self, other: Any) -> np.ndarray:
+        return _compare(np.greater_equal, self, other)
 
     def __matmul__(self, other: Any) -> Tensor:
         return matmul(self, _operand(other, self))
@@ -284,18 +326,51 @@ def _shape(shape: tuple) -> tuple:
 
 
 def _axis(axis: Any) -> Any:
-    return tuple(axis) if isinstance(axis, list) else axis
+    """An ``axis`` argument as None, an int or a tuple of ints (numpy integers become ints);
+    anything else is a TypeError naming it."""
+    if axis is None:
+        return None
+    if isinstance(axis, (list, tuple)):
+        return tuple(_axis_int(a) for a in axis)
+    return _axis_int(axis)
+
+
+def _axis_int(a: Any) -> int:
+    if isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)):
+        return int(a)
+    raise TypeError(f"axis must be an int or a tuple of ints, got {type(a).__name__} {a!r:.40}")
 
 
 def _index(index: Any) -> Any:
-    """Tensors and lists used as indices become integer arrays."""
+    """Tensors and lists used as indices become integer arrays.
+
+    A Tensor index must hold whole numbers (``x[Tensor([1.7])]`` is an IndexError, never
+    element 1); boolean masks are numpy arrays (``x[x.data > 0]``, ``x[x > 0]``), since a
+    Tensor holds no booleans."""
     if isinstance(index, tuple):
         return tuple(_index(i) for i in index)
     if isinstance(index, Tensor):
-        return index.data.astype(np.intp)
+        data = index.data
+        if not np.all(np.isfinite(data) & (data == np.trunc(data))):
+            raise IndexError(f"getitem: an index Tensor must hold whole numbers, got {data!r:.60}")
+        return data.astype(np.intp)
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+def _compare(ufunc: np.ufunc, a: Tensor, b: Any) -> np.ndarray:
+    """``ufunc`` of the two operands' arrays (NotImplemented for a non-number, so ``==``
+    falls back to identity and ``<`` to Python's TypeError); a named shape error."""
+    try:
+        other = Tensor._coerce(b, a).data
+    except TypeError:
+        return NotImplemented
+    try:
+        return ufunc(a.data, other)
+    except ValueError:
+        raise ValueError(f"{ufunc.__name__}: shapes {a.data.shape} and {other.shape} cannot "
+                         "be broadcast") from None
 
 
 def _operand(x: Any, like: Tensor) -> Tensor:

@@ -65,6 +65,11 @@ class Value(Node):
         return g  # numbers never broadcast: nothing to sum
 
     def _seed_gradient(self, gradient: Any) -> float:
+        if self._ctx is _NO_GRAPH:
+            raise RuntimeError(
+                "backward: this Value was computed under no_grad(), so it has no graph to "
+                "backpropagate through (compute it outside no_grad())"
+            )
         return 1.0 if gradient is None else _as_float(gradient, "backward gradient")
 
     # ------------------------------------------------------------ arithmetic
@@ -117,6 +122,36 @@ class Value(Node):
     def __neg__(self) -> Value:
         return neg(self)
 
+    # ------------------------------------------------------------ comparisons
+    # ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` compare the numbers (with a Value or a
+    # number) and return a plain bool: not an op, no gradient, as in PyTorch.  Values stay
+    # hashable by identity, so two equal Values are still two graph nodes.
+    __hash__ = Node.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        other = _compared(other)
+        return NotImplemented if other is None else self.data == other
+
+    def __ne__(self, other: object) -> bool:
+        other = _compared(other)
+        return NotImplemented if other is None else self.data != other
+
+    def __lt__(self, other: Any) -> bool:
+        other = _compared(other)
+        return NotImplemented if other is None else self.data < other
+
+    def __le__(self, other: Any) -> bool:
+        other = _compared(other)
+        return NotImplemented if other is None else self.data <= other
+
+    def __gt__(self, other: Any) -> bool:
+        other = _compared(other)
+        return NotImplemented if other is None else self.data > other
+
+    def __ge__(self, other: Any) -> bool:
+        other = _compared(other)
+        return NotImplemented if other is None else self.data >= other
+
     # ------------------------------------------------------------ the rest
     def detach(self) -> Value:
         """A new leaf with the same number and no history: gradients stop here."""
@@ -142,6 +177,20 @@ class Value(Node):
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={_num(self.data)}, grad={_num(self.grad)}{label})"
+
+
+def _compared(x: Any) -> float | None:
+    """The number a Value is compared with, or None (Python then tries the other side)."""
+    if isinstance(x, Value):
+        return x.data
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return None
+
+
+#: The ``ctx`` of a Value made by an op under ``no_grad()``: a leaf that knows it has no
+#: graph, so ``backward()`` on it raises instead of silently doing nothing.
+_NO_GRAPH: Any = ("no graph: computed under no_grad()",)
 
 
 def _as_float(x: Any, what: str = "Value") -> float:
@@ -189,7 +238,7 @@ def _make(data: float, parents: tuple, op: Any, ctx: Any) -> Value:
     else:
         v._parents = ()
         v._op = None
-        v._ctx = None
+        v._ctx = _NO_GRAPH
     return v
 
 

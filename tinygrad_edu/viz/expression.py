@@ -23,6 +23,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ..registry import REGISTRY, Op, Unary
 
 __all__ = ["ExpressionError", "evaluate", "functions", "names", "parse"]
@@ -303,7 +305,8 @@ def evaluate(text: str, values: Mapping[str, Any], engine: type | None = None,
     if extra:
         raise ExpressionError(f"the expression does not use {', '.join(extra)}")
     env = {k: v if isinstance(v, Node) else engine(v, label=k) for k, v in values.items()}
-    try:
-        return _Builder(text.strip(), env, engine, label_limit).build(tree.body)
+    try:  # a pole (1/0) is an error here, not the engines' IEEE inf (FloatingPointError)
+        with np.errstate(divide="raise", invalid="raise", over="raise"):
+            return _Builder(text.strip(), env, engine, label_limit).build(tree.body)
     except (ArithmeticError, ValueError, TypeError) as exc:
         raise ExpressionError(f"cannot evaluate {text.strip()!r}: {exc}") from None
