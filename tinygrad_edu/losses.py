@@ -19,22 +19,45 @@ from .tensor import Tensor
 __all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "nll_loss"]
 
 
-def _labels(labels: Any, logits_shape: tuple) -> np.ndarray:
+def _input(name: str, x: Any, what: str) -> Tensor:
+    """A loss's input: a Tensor (a list or an array is a TypeError naming the loss)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: {what} must be a Tensor, got {type(x).__name__}")
+    return x
+
+
+def _batch(name: str, x: Any, what: str) -> Tensor:
+    """Scores of shape (N, C) with N >= 1 and C >= 1: the mean over an empty batch has no
+    value (an error, not NaN with warnings)."""
+    x = _input(name, x, what)
+    if x.ndim != 2:
+        raise ValueError(f"{name}: {what} must have shape (N, C), got {x.shape}")
+    if 0 in x.shape:
+        raise ValueError(f"{name}: {what} of shape {x.shape}: an empty batch or no classes "
+                         "(the mean loss over nothing is undefined)")
+    return x
+
+
+def _labels(labels: Any, logits_shape: tuple, name: str = "cross_entropy") -> np.ndarray:
     """Integer class labels checked against logits of shape (N, C)."""
     y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    if y.dtype.kind == "f" and np.all(y == np.round(y)):
+    if y.dtype.kind == "f":
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not np.all(whole):
+            bad = float(y[~whole].flat[0])
+            raise TypeError(f"{name}: labels must be whole numbers, got {bad}")
         y = y.astype(np.int64)
     if y.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: labels must be integers, got dtype {y.dtype}")
+        raise TypeError(f"{name}: labels must be integers, got dtype {y.dtype}")
     n, c = logits_shape
     if y.shape != (n,):
         raise ValueError(
-            f"cross_entropy: labels of shape {y.shape} do not match logits of shape "
+            f"{name}: labels of shape {y.shape} do not match logits of shape "
             f"{logits_shape} (expected ({n},))"
         )
     if y.size and (y.min() < 0 or y.max() >= c):
         raise ValueError(
-            f"cross_entropy: labels must be in [0, {c - 1}] for {c} classes; "
+            f"{name}: labels must be in [0, {c - 1}] for {c} classes; "
             f"got min {y.min()}, max {y.max()}"
         )
     return y
@@ -66,17 +89,16 @@ class _cross_entropy:
 
 
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
-    """Mean cross-entropy between logits (N, C) and integer labels (N,) in [0, C)."""
-    if not isinstance(logits, Tensor):
-        raise TypeError(f"cross_entropy: logits must be a Tensor, got {type(logits).__name__}")
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}")
+    """Mean cross-entropy between logits (N, C) and integer labels (N,) in [0, C); an empty
+    batch is a ValueError (its mean is undefined)."""
+    logits = _batch("cross_entropy", logits, "logits")
     return _cross_entropy(logits, labels=_labels(labels, logits.shape))
 
 
 def nll_loss(log_probs: Tensor, labels: Any) -> Tensor:
     """Mean negative log-likelihood of integer labels given log-probabilities (N, C)."""
-    y = _labels(labels, log_probs.shape)
+    log_probs = _batch("nll_loss", log_probs, "log_probs")
+    y = _labels(labels, log_probs.shape, "nll_loss")
     return -log_probs[np.arange(len(y)), y].mean()
 
 
@@ -86,9 +108,12 @@ def _same_shape(name: str, a: Tensor, b: Tensor) -> None:
 
 
 def mse_loss(prediction: Tensor, target: Any) -> Tensor:
-    """Mean squared error ``(1/n) Σ (prediction − target)²``."""
+    """Mean squared error ``(1/n) Σ (prediction − target)²`` (n >= 1)."""
+    prediction = _input("mse_loss", prediction, "prediction")
     target = Tensor._coerce(target, prediction)
     _same_shape("mse_loss", prediction, target)
+    if prediction.size == 0:
+        raise ValueError("mse_loss: empty input (the mean over nothing is undefined)")
     return ((prediction - target) ** 2).mean()
 
 
@@ -115,6 +140,10 @@ class _bce_with_logits:
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
     """Mean binary cross-entropy of targets in [0, 1] given logits (stable for any logit)."""
+    name = "binary_cross_entropy_with_logits"
+    logits = _input(name, logits, "logits")
     targets = Tensor._coerce(targets, logits)
-    _same_shape("binary_cross_entropy_with_logits", logits, targets)
+    _same_shape(name, logits, targets)
+    if logits.size == 0:
+        raise ValueError(f"{name}: empty input (the mean over nothing is undefined)")
     return _bce_with_logits(logits, targets)

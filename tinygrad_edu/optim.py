@@ -47,17 +47,25 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        who = type(self).__name__
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise TypeError(f"{who}: params must be an iterable of Tensors such as "
+                            f"model.parameters(), got a {type(params).__name__}")
         self.params: list[Tensor] = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{who}: got an empty parameter list")
+        seen: dict[int, int] = {}
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor):
-                raise TypeError(
-                    f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor"
-                )
-        if lr < 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, got {lr}")
-        self.lr = float(lr)
+                raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}, not a Tensor")
+            if not p.is_leaf:
+                raise ValueError(f"{who}: parameter {i} is not a leaf (it was computed by "
+                                 f"{p.op.name}); optimise the tensors it was computed from")
+            if id(p) in seen:
+                raise ValueError(f"{who}: parameter {i} is parameter {seen[id(p)]} again "
+                                 "(it would be updated twice per step)")
+            seen[id(p)] = i
+        self.lr = _hyper(who, "learning rate lr", lr)
         self.t = 0
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
 
@@ -100,6 +108,21 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr:g}, {len(self.params)} parameters)"
 
 
+def _hyper(who: str, name: str, value: Any, high: float = math.inf,
+           high_open: bool = False) -> float:
+    """A hyperparameter as a float in [0, high] (``[0, high)`` with ``high_open``): a string,
+    a bool, NaN or infinity is refused by name, before any step is taken."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{who}: {name} must be a real number, got {type(value).__name__} "
+                        f"{value!r:.40}")
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 <= value and (value < high if high_open
+                                                       else value <= high)):
+        bound = "" if high == math.inf else f" and {'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{who}: {name} must be finite, >= 0{bound}; got {value}")
+    return value
+
+
 def _with_decay(grad: np.ndarray, theta: np.ndarray, weight_decay: float) -> np.ndarray:
     """g + λθ as a new array (the parameter's own grad is left untouched)."""
     if not weight_decay:
@@ -116,6 +139,10 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
+        momentum = _hyper("SGD", "momentum", momentum, 1.0, high_open=True)
+        weight_decay = _hyper("SGD", "weight_decay", weight_decay)
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"SGD: nesterov must be True or False, got {nesterov!r:.40}")
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov momentum needs momentum > 0")
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
@@ -150,8 +177,13 @@ class Adam(Optimizer):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
-        self.beta1, self.beta2 = betas
-        self.eps, self.weight_decay = eps, weight_decay
+        who = type(self).__name__
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{who}: betas must be a pair (β₁, β₂), got {betas!r:.40}")
+        self.beta1 = _hyper(who, "betas[0]", betas[0], 1.0, high_open=True)
+        self.beta2 = _hyper(who, "betas[1]", betas[1], 1.0, high_open=True)
+        self.eps = _hyper(who, "eps", eps)
+        self.weight_decay = _hyper(who, "weight_decay", weight_decay)
 
     def _update(self, theta: np.ndarray, grad: np.ndarray, state: dict) -> None:
         b1, b2, t = self.beta1, self.beta2, self.t

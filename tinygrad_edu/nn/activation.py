@@ -171,6 +171,9 @@ def module_for(activation: str | Module | type[Module], **kwargs: Any) -> Module
         return activation
     if isinstance(activation, type) and issubclass(activation, Module):
         return activation(**kwargs)
+    if not isinstance(activation, str):
+        raise TypeError(f"activation must be a registry activation name (e.g. 'relu'), a "
+                        f"Module class or a Module, got {type(activation).__name__}")
     classes = {**activation_modules(), "PReLU": PReLU, "RReLU": RReLU}
     by_lower = {k.lower(): v for k, v in classes.items()}
     key = module_name(activation).lower() if activation.islower() else activation.lower()

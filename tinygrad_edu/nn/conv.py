@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..registry import tensor_op
 from ..tensor import Tensor
 from . import init as _init
-from .module import Module, Parameter, ShapeError
+from .module import Module, Parameter, ShapeError, check_int
 
 __all__ = ["Conv2d", "conv2d", "conv_output_size", "pair", "patches"]
 
@@ -44,6 +44,16 @@ def pair(v: IntPair) -> tuple[int, int]:
         return int(v), int(v)
     a, b = v
     return int(a), int(b)
+
+
+def checked_pair(who: str, name: str, v: Any, minimum: int) -> tuple[int, int]:
+    """A layer's int-or-pair argument, each entry an int >= ``minimum`` (named errors)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{who}: {name} must be an int or a pair, got {v!r}")
+        return check_int(who, name, v[0], minimum), check_int(who, name, v[1], minimum)
+    value = check_int(who, name, v, minimum)
+    return value, value
 
 
 def fmt_pair(v: tuple[int, int]) -> str:
@@ -68,6 +78,8 @@ def _check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, sh: int, sw: int,
         raise ValueError(f"conv2d: bias of shape {b.shape}, expected ({w.shape[0]},)")
     if sh < 1 or sw < 1:
         raise ValueError(f"conv2d: stride must be >= 1, got {(sh, sw)}")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"conv2d: padding must be >= 0, got {(ph, pw)}")
     if x.shape[2] + 2 * ph < w.shape[2] or x.shape[3] + 2 * pw < w.shape[3]:
         raise ShapeError("conv2d", f"input {x.shape} is smaller than the kernel "
                                    f"{w.shape[2:]} (after padding {(ph, pw)})")
@@ -135,9 +147,11 @@ class Conv2d(Module):
                  activation: str | None = "relu",
                  rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), \
-            pair(padding)
+        self.in_channels = check_int("Conv2d", "in_channels", in_channels, 1)
+        self.out_channels = check_int("Conv2d", "out_channels", out_channels, 1)
+        self.kernel_size = checked_pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = checked_pair("Conv2d", "stride", stride, 1)
+        self.padding = checked_pair("Conv2d", "padding", padding, 0)
         rng = _init.make_rng(rng)
         shape = (out_channels, in_channels) + self.kernel_size
         self.weight = Parameter(_init.initialise(shape, init, activation, rng))

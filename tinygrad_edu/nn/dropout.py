@@ -19,6 +19,8 @@ __all__ = ["Dropout", "check_probability", "dropout"]
 
 def check_probability(p: float, who: str) -> None:
     """The one check on a drop probability: 0 <= p < 1 (p = 1 would divide by zero)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{who}: p must be a number in [0, 1), got {type(p).__name__} {p!r:.40}")
     if not 0.0 <= p < 1.0:
         raise ValueError(f"{who}: p must be in [0, 1), got {p}")
 

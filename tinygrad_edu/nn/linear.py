@@ -22,7 +22,7 @@ from ..tensor import Tensor
 from . import init as _init
 from .activation import module_for
 from .dropout import Dropout
-from .module import Module, Parameter, Sequential, ShapeError
+from .module import Module, Parameter, Sequential, ShapeError, check_int
 
 __all__ = ["MLP", "Linear", "linear"]
 
@@ -72,6 +72,8 @@ class Linear(Module):
                  init: Init = None, bias_init: float = 0.0, activation: str | None = "relu",
                  rng: RNG = None) -> None:
         super().__init__()
+        in_features = check_int("Linear", "in_features", in_features, 1)
+        out_features = check_int("Linear", "out_features", out_features, 1)
         self.in_features, self.out_features = in_features, out_features
         rng = _init.make_rng(rng)
         w = _init.initialise((out_features, in_features), init, activation, rng)
@@ -105,7 +107,9 @@ class MLP(Module):
     def __init__(self, sizes: Sequence[int], activation: str = "relu", init: Init = None,
                  bias_init: float = 0.0, dropout: float = 0.0, rng: RNG = None) -> None:
         super().__init__()
-        sizes = [int(s) for s in sizes]
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+            raise TypeError(f"MLP: sizes must be a list of ints, got {type(sizes).__name__}")
+        sizes = [check_int("MLP", f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
         if len(sizes) < 2:
             raise ValueError(f"MLP: need at least an input and an output size, got {sizes}")
         rng = _init.make_rng(rng)

@@ -11,7 +11,7 @@ Attributes live in the instance ``__dict__`` as usual, so reading ``self.weight`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -206,6 +206,9 @@ class Module:
         Shapes must match exactly; with ``strict`` the keys must match too.  Errors name
         the offending keys and both shapes; nothing is modified unless everything fits.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict: state must be a mapping of names to arrays "
+                            f"(what state_dict() returns), got {type(state).__name__}")
         targets: dict[str, np.ndarray] = {n: p.data for n, p in self.named_parameters()}
         targets.update(self.named_buffers())
         missing = [k for k in targets if k not in state]
@@ -298,3 +301,26 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(list(self._modules.values()))
+
+
+def check_int(who: str, name: str, value: Any, minimum: int) -> int:
+    """A layer argument as an int >= ``minimum``; a float, bool or string is a TypeError and
+    a smaller number a ValueError, each naming the layer and the argument."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{who}: {name} must be an int, got {type(value).__name__} {value!r:.40}")
+    if value < minimum:
+        raise ValueError(f"{who}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(who: str, name: str, value: Any, low: float, high: float,
+               low_open: bool = False) -> float:
+    """A layer argument as a float in [low, high] (``(low, high]`` with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{who}: {name} must be a real number, got {type(value).__name__} "
+                        f"{value!r:.40}")
+    value = float(value)
+    if not (low < value if low_open else low <= value) or not value <= high:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{who}: {name} must be in {interval}, got {value}")
+    return value

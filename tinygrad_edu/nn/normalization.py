@@ -21,7 +21,7 @@ import numpy as np
 
 from ..registry import tensor_op
 from ..tensor import Tensor
-from .module import Module, Parameter, ShapeError
+from .module import Module, Parameter, ShapeError, check_int, check_real
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "batch_norm"]
 
@@ -114,6 +114,10 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True) -> None:
         super().__init__()
+        who = type(self).__name__
+        num_features = check_int(who, "num_features", num_features, 1)
+        eps = check_real(who, "eps", eps, 0.0, float("inf"), low_open=True)
+        momentum = check_real(who, "momentum", momentum, 0.0, 1.0)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine = affine
         ones, zeros = np.ones(num_features, np.float32), np.zeros(num_features, np.float32)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..registry import tensor_op
 from ..tensor import Tensor
-from .conv import IntPair, conv_output_size, fmt_pair, pair, patches
+from .conv import IntPair, checked_pair, conv_output_size, fmt_pair, pair, patches
 from .module import Module, ShapeError
 
 __all__ = ["AvgPool2d", "MaxPool2d", "avg_pool2d", "max_pool2d"]
@@ -96,8 +96,10 @@ class _Pool2d(Module):
 
     def __init__(self, kernel_size: IntPair = 2, stride: IntPair | None = None) -> None:
         super().__init__()
-        self.kernel_size = pair(kernel_size)
-        self.stride = pair(stride) if stride is not None else self.kernel_size
+        who = type(self).__name__
+        self.kernel_size = checked_pair(who, "kernel_size", kernel_size, 1)
+        self.stride = checked_pair(who, "stride", stride, 1) if stride is not None \
+            else self.kernel_size
 
     def forward(self, x: Tensor) -> Tensor:
         try:
