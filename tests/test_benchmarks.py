@@ -1,8 +1,10 @@
 """Smoke runs of every benchmark script with ``--quick``: they run and print their tables.
 
-CI never times anything: these tests check only that each script exits 0 and prints its
-table and its summary (ratio) lines, with and without the optional contenders (PyTorch,
-micrograd).  The runs are started together and run in parallel.
+CI never times anything: these tests check that each script exits 0 and prints its table
+and its summary (ratio) lines, with and without the optional contenders (PyTorch,
+micrograd), and that each hand-written numpy floor computes the same training steps as the
+library from the same weights (so a ratio against it compares equal work).  The runs are
+started together and run in parallel.
 """
 
 from __future__ import annotations
@@ -67,3 +69,91 @@ def test_benchmarks_run_without_optional_contenders(runs) -> None:
     assert "micrograd skipped" in out
     assert "DEEP ours:" in out
     assert "RATIO ours / micrograd" not in out
+
+
+# ------------------------------------------------------------------ the floors are the same work
+def _bench_module(name: str):
+    """A benchmark script imported as a module (its directory on the path for _common)."""
+    import importlib
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    return importlib.import_module(name)
+
+
+def _one_step(model, optimizer, x, y) -> None:
+    from tinygrad_edu import Tensor, cross_entropy
+    loss = cross_entropy(model(Tensor(x)), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def test_mlp_floor_computes_the_same_step_as_the_library() -> None:
+    """The numpy floor of benchmarks/mlp.py and our MLP + SGD, from the same weights, take
+    the same training step: a ratio against the floor compares equal work."""
+    import numpy as np
+
+    from tinygrad_edu.models import build_model
+    from tinygrad_edu.optim import SGD
+
+    mlp = _bench_module("mlp")
+    names = list(build_model("mlp", rng=1).state_dict())  # layers.i.weight, layers.i.bias...
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    model = build_model("mlp", rng=1)
+    floor = mlp.NumpyMLP(seed=0)
+    start = [p.copy() for p in floor.params]
+    model.load_state_dict({k: (p.T if k.endswith("weight") else p)
+                           for k, p in zip(names, floor.params)})
+    optimizer = SGD(model.parameters(), lr=mlp.LR, momentum=mlp.MOMENTUM)
+    for _ in range(2):  # the second step uses the momentum buffer
+        floor.step(x, y)
+        _one_step(model, optimizer, x, y)
+    ours = model.state_dict()
+    for k, p, p0 in zip(names, floor.params, start):
+        moved = p - p0  # compare the updates themselves, not the (much larger) weights
+        assert np.abs(moved).max() > 1e-6, k
+        ours_moved = ours[k] - (p0.T if k.endswith("weight") else p0)
+        np.testing.assert_allclose(ours_moved, moved.T if k.endswith("weight") else moved,
+                                   rtol=1e-3, atol=1e-3 * np.abs(moved).max(), err_msg=k)
+
+
+def test_cnn_floor_computes_the_same_step_as_the_library() -> None:
+    """The numpy floor of benchmarks/cnn.py (NHWC, its own Adam) and our CNN + Adam take the
+    same training step from the same weights."""
+    import numpy as np
+
+    from tinygrad_edu.models import build_model
+    from tinygrad_edu.optim import Adam
+
+    cnn = _bench_module("cnn")
+    floor = cnn.NumpyCNN(seed=0)
+    k = cnn.K
+    (c1, c2) = floor.blocks
+
+    def ours_from_floor() -> dict:
+        return {
+            "0.weight": c1.w.reshape(k, k, 1, 16).transpose(3, 2, 0, 1), "0.bias": c1.b,
+            "3.weight": c2.w.reshape(k, k, 16, 32).transpose(3, 2, 0, 1), "3.bias": c2.b,
+            # the floor flattens (h, w, c), our Flatten (c, h, w)
+            "7.weight": floor.w.reshape(7, 7, 32, 10).transpose(3, 2, 0, 1).reshape(10, 1568),
+            "7.bias": floor.b,
+        }
+
+    model = build_model("cnn", rng=1)
+    model.load_state_dict(ours_from_floor())
+    start = {name: a.copy() for name, a in ours_from_floor().items()}
+    optimizer = Adam(model.parameters(), lr=cnn.LR)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 8)
+    for _ in range(2):
+        floor.step(x, y)
+        _one_step(model, optimizer, x.reshape(8, 1, 28, 28), y)
+    expected = ours_from_floor()
+    for name, value in model.state_dict().items():
+        moved = expected[name] - start[name]  # compare the updates, not the weights
+        assert np.abs(moved).max() > 1e-5, name
+        np.testing.assert_allclose(value - start[name], moved, rtol=1e-3,
+                                   atol=1e-3 * np.abs(moved).max(), err_msg=name)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from suite_tolerances import gradcheck
 
 import tinygrad_edu.nn.functional as F
 from tinygrad_edu import Tensor, nn
-from tinygrad_edu.testing import gradcheck
 
 TESTED_OPS = {"conv2d", "max_pool2d", "avg_pool2d", "pad", "flatten"}
 

@@ -1,5 +1,13 @@
 """The two engines check each other: random expressions over the registry's elementwise ops,
-evaluated per element with Values and at once with a float64 Tensor, agree to 1e-12."""
+evaluated per element with Values and at once with a float64 Tensor, agree to 1e-12.
+
+What this can and cannot catch: both engines run the *same* registry entry (its ``f`` and
+``df``), so agreement proves the engines' plumbing -- graph building, the backward loop,
+broadcasting, accumulation, dtype handling -- consistent, but a wrong formula is wrong in
+both engines alike and passes here.  Correctness of every formula is the job of the
+finite-difference checks (``tests/test_registry_gradients.py`` at the suite's float64
+tolerances, ``tests/suite_tolerances.py``).
+"""
 
 from __future__ import annotations
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from suite_tolerances import gradcheck
 
 import tinygrad_edu.nn.functional as F
 from tinygrad_edu import Tensor, nn
 from tinygrad_edu.registry import activation_ops
-from tinygrad_edu.testing import gradcheck
 
 TESTED_OPS = {"linear", "dropout", "batch_norm", "prelu"}
 

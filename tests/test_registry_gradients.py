@@ -3,8 +3,9 @@
 Unary and binary ops are walked generically from :data:`REGISTRY` (each parameter variant
 of the activations too) in both engines; the tensor ops (reductions, shape ops, matmul,
 softmax family, losses) have one hand-written property each.  Inputs come from
-:mod:`tinygrad_edu.testing.strategies`, which keep away from kinks and poles, so the
-gradcheck tolerances are the defaults (eps=1e-6, atol=1e-5, rtol=1e-3) everywhere.
+:mod:`tinygrad_edu.testing.strategies`, which keep away from kinks and poles, so every check
+uses the suite's float64 tolerances (eps=1e-6, rtol=1e-6, atol=1e-8: see
+``suite_tolerances.py``), tight enough that a formula off by 1e-5 relative fails.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from suite_tolerances import gradcheck
 
 import tinygrad_edu.nn  # noqa: F401  (the nn layer ops are registry entries too)
 from tinygrad_edu import REGISTRY, Tensor, Value
@@ -25,7 +27,6 @@ from tinygrad_edu.losses import (
     mse_loss,
     nll_loss,
 )
-from tinygrad_edu.testing import gradcheck
 from tinygrad_edu.testing.strategies import (
     POLE_MARGIN,
     POLES,

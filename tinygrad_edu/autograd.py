@@ -263,9 +263,12 @@ def _may_be_shared(grad: Any, upstream: Any, grads: tuple, i: int) -> bool:
     then gets a copy, so that ``a.grad *= 5`` never changes ``b.grad``, another node's
     gradient or the caller's ``gradient`` argument.  Every other array an op returns is
     its own fresh result (the contract of ``TensorOp.backward``), kept without a copy."""
-    if grad is upstream or any(grads[k] is grad for k in range(i)):
+    if grad is upstream:
         return True
-    return isinstance(grad, np.ndarray) and np.may_share_memory(grad, upstream)
+    for k in range(i):
+        if grads[k] is grad:
+            return True
+    return grad.__class__ is np.ndarray and np.may_share_memory(grad, upstream)
 
 
 def _propagate(order: list[Node], on_edge: Callable | None) -> None:
