@@ -175,7 +175,8 @@ class Node:
 
         For a :class:`~tinygrad_edu.registry.TensorOp` it is the second value its
         ``forward`` returned; for :class:`~tinygrad_edu.registry.Unary` ops the call's
-        parameters (``{"alpha": 0.2}``)."""
+        parameters (``{"alpha": 0.2}``).  A Value computed under :class:`no_grad` is a leaf
+        whose ctx is a marker, so that ``backward()`` from it can say why it cannot run."""
         return self._ctx
 
     @property

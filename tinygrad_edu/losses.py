@@ -45,7 +45,7 @@ def _labels(labels: Any, logits_shape: tuple, name: str = "cross_entropy") -> np
         whole = np.isfinite(y) & (y == np.round(y))
         if not np.all(whole):
             bad = float(y[~whole].flat[0])
-            raise TypeError(f"{name}: labels must be whole numbers, got {bad}")
+            raise TypeError(f"{name}: labels must be integers (whole numbers), got {bad}")
         y = y.astype(np.int64)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{name}: labels must be integers, got dtype {y.dtype}")
