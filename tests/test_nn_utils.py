@@ -141,3 +141,23 @@ def test_plot_grad_flow_writes_a_png(tmp_path) -> None:
     np.testing.assert_allclose(line.get_ydata(), list(utils.grad_norms(model).per_layer.values()))
     with pytest.raises(ValueError, match="no layer has a gradient"):
         viz.plot_grad_flow(nn.Linear(2, 2))
+
+
+def test_grad_norm_recorder_means_over_passes() -> None:
+    rng = np.random.default_rng(6)
+    model = nn.Sequential(nn.Linear(3, 4, rng=rng), nn.Tanh(), nn.Linear(4, 2, rng=rng))
+    recorder = utils.GradNormRecorder(model)
+    layer_norms = []
+    for scale in (1.0, 5.0):
+        model.zero_grad()
+        (model(Tensor(scale * rng.standard_normal((5, 3)))) ** 2).sum().backward()
+        layer_norms.append(utils.grad_norms(model).per_layer)
+    assert recorder.passes == 2
+    report = recorder.summary()
+    for layer in ("0", "2"):
+        expected = (layer_norms[0][layer] + layer_norms[1][layer]) / 2
+        assert report.per_layer[layer] == pytest.approx(expected, rel=1e-12)
+    assert recorder.passes == 0  # reset by summary()
+    recorder.remove()
+    model(Tensor(np.ones((1, 3)))).sum().backward()
+    assert recorder.passes == 0  # removed hooks record nothing

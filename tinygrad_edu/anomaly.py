@@ -59,6 +59,7 @@ _MACHINERY = {_PACKAGE + name for name in (
     "anomaly.py", "autograd.py", "hooks.py", "registry.py", "tensor.py", "value.py", "ops.py",
     "activations.py", "numerics.py", "losses.py")}
 
+_COMMAND = (_PACKAGE + "cli" + os.sep, _PACKAGE + "__main__.py")
 #: Where each node was created, for nodes made while the mode was on (held weakly).
 _SITES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 #: Each engine's plain ``_make`` while the mode is on (empty when it is off).
@@ -150,16 +151,24 @@ def _short(path: str) -> str:
 
 def _capture() -> str:
     """The first frame outside the package (the user's line), and the innermost package
-    frame outside the op machinery if there is one (the layer: ``nn/linear.py:85``)."""
+    frame outside the op machinery if there is one (the layer: ``nn/linear.py:85``).
+    Under the ``tinygrad-edu`` command the package is the user: the layer is the place,
+    with the library function that called it."""
     frame = sys._getframe(2)
-    layer = None
+    layer = caller = None
+    command = False
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         name = frame.f_code.co_filename
-        if layer is None and name not in _MACHINERY:
-            layer = f"{_short(name)}:{frame.f_lineno} in {frame.f_code.co_name}"
+        if name not in _MACHINERY:
+            where = f"{_short(name)}:{frame.f_lineno} in {frame.f_code.co_name}"
+            if layer is None:
+                layer = where
+            elif caller is None and not name.startswith(_PACKAGE + "nn" + os.sep):
+                caller = where
+        command = command or name.startswith(_COMMAND)
         frame = frame.f_back
-    if frame is None:
-        return layer or "an unknown place"
+    if frame is None or command:
+        return (layer or "an unknown place") + (f"\n  called from {caller}" if caller else "")
     code = frame.f_code
     text = linecache.getline(code.co_filename, frame.f_lineno).strip()
     site = f"{_short(code.co_filename)}:{frame.f_lineno} in {code.co_name}"

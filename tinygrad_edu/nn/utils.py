@@ -33,6 +33,7 @@ from ..autograd import Node
 from .module import Module
 
 __all__ = [
+    "GradNormRecorder",
     "GradNorms",
     "clip_grad_norm_",
     "clip_grad_value_",
@@ -225,3 +226,64 @@ def grad_norms(model: Module | Mapping[str, Node]) -> GradNorms:
         squares[layer] = squares.get(layer, 0.0) + norm * norm
     report.per_layer = {layer: math.sqrt(s) for layer, s in squares.items()}
     return report
+
+
+class GradNormRecorder:
+    """Records the gradient norms of every backward pass, through a hook on each parameter
+    (see :meth:`~tinygrad_edu.autograd.Node.register_hook`), without touching the loop::
+
+        recorder = GradNormRecorder(model)
+        ... train an epoch ...
+        print(recorder.summary())   # mean over the passes since the last summary
+        recorder.remove()
+
+    :meth:`summary` gives a :class:`GradNorms` whose numbers are means over the recorded
+    passes: per parameter the mean of ``‖g‖₂``, per layer the mean of the layer's norm
+    ``sqrt(Σ ‖gᵢ‖₂²)`` (each pass's norms computed first, then averaged).
+    """
+
+    def __init__(self, model: Module) -> None:
+        self._named = list(model.named_parameters())
+        self._squares: dict[str, list[float]] = {name: [] for name, _ in self._named}
+        self._handles = [p.register_hook(self._recorder(name)) for name, p in self._named
+                         if p.requires_grad]
+
+    def _recorder(self, name: str) -> Any:
+        squares = self._squares[name]
+
+        def record(grad: Any) -> None:
+            g = np.asarray(grad, dtype=np.float64).ravel()
+            squares.append(float(np.dot(g, g)))
+
+        return record
+
+    @property
+    def passes(self) -> int:
+        """How many backward passes were recorded since the last summary."""
+        return max((len(v) for v in self._squares.values()), default=0)
+
+    def summary(self, reset: bool = True) -> GradNorms:
+        """Mean norms over the passes recorded (and start afresh, with ``reset``)."""
+        report = GradNorms()
+        layers: dict[str, list[str]] = {}
+        for name, p in self._named:
+            report.sizes[name] = int(np.size(p.data))
+            squares = self._squares[name]
+            if not squares:
+                report.without_grad.append(name)
+                continue
+            report.per_parameter[name] = float(np.mean(np.sqrt(squares)))
+            layers.setdefault(_layer_of(name), []).append(name)
+        for layer, names in layers.items():
+            steps = min(len(self._squares[n]) for n in names)
+            per_pass = np.sqrt(np.sum([self._squares[n][-steps:] for n in names], axis=0))
+            report.per_layer[layer] = float(np.mean(per_pass))
+        if reset:
+            for squares in self._squares.values():
+                squares.clear()
+        return report
+
+    def remove(self) -> None:
+        """Unregister the hooks."""
+        for handle in self._handles:
+            handle.remove()
