@@ -12,7 +12,9 @@ Three measurements, each against a reference timed in the same run, interleaved:
   backward on an MLP batch with every intermediate keeping its ``.grad`` (the default)
   against ``retain_intermediate_grads(False)``.
 
-    python benchmarks/diagnostics.py            # 7 rounds
+Times are this process's CPU time with one BLAS thread, medians of paired ratios.
+
+    python benchmarks/diagnostics.py            # 15 rounds
     python benchmarks/diagnostics.py --quick    # small sizes, 1 round
 """
 
@@ -33,7 +35,16 @@ from _common import (
     spread,
 )
 
-from tinygrad_edu import Tensor, Value, autograd, cross_entropy, detect_anomaly, nn, optim
+from tinygrad_edu import (
+    Tensor,
+    Value,
+    autograd,
+    cross_entropy,
+    detect_anomaly,
+    nn,
+    optim,
+    runtime,
+)
 from tinygrad_edu.hooks import retain_intermediate_grads
 
 
@@ -73,7 +84,8 @@ def loop_overhead(quick: bool, repeats: int) -> None:
             handle = unrelated.register_hook(lambda g: None) if hooked else None
             autograd._propagate = propagate
             try:
-                out.backward()
+                for _ in range(3):
+                    out.backward()
             finally:
                 autograd._propagate = plain
                 if handle is not None:
@@ -83,10 +95,11 @@ def loop_overhead(quick: bool, repeats: int) -> None:
     nodes = len(out.topological_order())
     times = interleave({"before hooks": run(reference_propagate, False),
                         "today": run(plain, False),
-                        "today, a hook elsewhere": run(plain, True)}, repeats, time.process_time)
+                        "today, a hook elsewhere": run(plain, True)}, 3 * repeats,
+                       time.process_time)  # a small difference: three times the rounds
     print(f"\n## backward loop: a graph of {nodes:,} Values")
     print_table(["loop", "ms per backward"],
-                [[name, spread(_ms(t))] for name, t in times.items()])
+                [[name, spread(_ms([v / 3 for v in t]))] for name, t in times.items()])
     print_ratio("today / before hooks (no hook)", paired_ratios(times, "today", "before hooks"),
                 "1.00: one test per node")
     print_ratio("a hook elsewhere / before hooks",
@@ -161,7 +174,8 @@ def memory(quick: bool) -> None:
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], repeats=7)
+    args = parse_args(__doc__.splitlines()[0], repeats=15)
+    runtime.set_blas_threads(1)
     print_header("diagnostics: hooks, anomaly mode, intermediate grads", args.quick)
     loop_overhead(args.quick, args.repeats)
     anomaly_cost(args.quick, args.repeats)

@@ -51,3 +51,26 @@ def test_detect_anomaly_names_the_first_bad_op(tmp_path: Path,
     from tinygrad_edu import is_anomaly_enabled
 
     assert not is_anomaly_enabled()  # the command restores the mode
+
+
+def test_deep_sigmoid_example_shows_the_vanishing_gradient(tmp_path: Path) -> None:
+    """The README's example, in a few steps: the sigmoid net's first layer gets a gradient
+    orders of magnitude below its last layer's; ReLU's stay within a factor of ten."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "when_training_goes_wrong.py"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    if MNIST_DIR.is_dir():
+        env["TINYGRAD_EDU_DATA"] = str(MNIST_DIR)
+    figure = tmp_path / "flow.png"
+    done = subprocess.run([sys.executable, str(script), "--steps", "3", "--limit", "384",
+                           "--figure", str(figure)], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ratios = dict(re.findall(r"20 × (\w+)\s*: .*\(ratio ([0-9.e+-]+)\)", done.stdout))
+    assert float(ratios["sigmoid"]) < 1e-8
+    assert 0.1 < float(ratios["relu"]) < 10
+    assert figure.read_bytes()[:4] == b"\x89PNG"

@@ -124,6 +124,11 @@ def test_hooks_go_with_their_node() -> None:
     assert h in hooks._HOOKS and len(hooks._HOOKS) == before + 1
     del h  # reference counting frees it: the hook record goes too
     assert len(hooks._HOOKS) == before
+    # removing the last hook of a live node also forgets it: backward stops looking
+    handle = x.register_hook(lambda g: None)
+    assert len(hooks._HOOKS) == before + 1
+    handle.remove()
+    assert len(hooks._HOOKS) == before
 
 
 def test_hook_that_raises_is_named() -> None:

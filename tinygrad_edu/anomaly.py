@@ -142,11 +142,15 @@ AnomalyMode.site = staticmethod(creation_site)
 
 # ------------------------------------------------------------------ recording and checking
 def _short(path: str) -> str:
+    """A file for the message: ``tinygrad_edu/...`` in the package, else relative to the
+    working directory when below it, else the full path."""
+    if path.startswith(_PACKAGE):
+        return os.path.basename(_PACKAGE[:-1]) + "/" + path[len(_PACKAGE):].replace(os.sep, "/")
     try:
         rel = os.path.relpath(path)
     except ValueError:  # another drive (Windows)
         return path
-    return path if rel.startswith(".." + os.sep + "..") else rel
+    return path if rel.startswith("..") else rel
 
 
 def _capture() -> str:

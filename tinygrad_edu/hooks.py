@@ -53,16 +53,18 @@ class RemovableHandle:
     """What every ``register_*hook`` returns: ``handle.remove()`` unregisters the hook
     (removing twice is harmless); also a context manager that removes it on exit."""
 
-    __slots__ = ("_hooks", "_key")
+    __slots__ = ("_cleanup", "_hooks", "_key")
     _count = 0
 
-    def __init__(self, hooks: dict, hook: Callable) -> None:
+    def __init__(self, hooks: dict, hook: Callable, cleanup: Callable | None = None) -> None:
         RemovableHandle._count += 1
-        self._hooks, self._key = hooks, RemovableHandle._count
+        self._hooks, self._key, self._cleanup = hooks, RemovableHandle._count, cleanup
         hooks[self._key] = hook
 
     def remove(self) -> None:
         self._hooks.pop(self._key, None)
+        if self._cleanup is not None:
+            self._cleanup()
 
     def __enter__(self) -> RemovableHandle:  # noqa: PYI034 (no typing_extensions)
         return self
@@ -104,7 +106,14 @@ def register_hook(node: Any, hook: Callable) -> RemovableHandle:
     if not node.requires_grad:
         raise RuntimeError("register_hook: this tensor does not require grad, so no gradient "
                            "will ever flow into it")
-    return RemovableHandle(_hooks_of(node).fns, hook)
+    record, ref = _hooks_of(node), weakref.ref(node)
+
+    def cleanup() -> None:  # the last hook gone: backward no longer needs to look
+        alive = ref()
+        if alive is not None and not record.fns and not record.retain:
+            _HOOKS.pop(alive, None)
+
+    return RemovableHandle(record.fns, hook, cleanup)
 
 
 class retain_intermediate_grads:

@@ -129,7 +129,8 @@ def _train_command(args: argparse.Namespace) -> int:
     if args.log_grad_norms:
         on_epoch = _grad_norm_logger(model, on_epoch)
     try:
-        with set_detect_anomaly(args.detect_anomaly):
+        quiet = {"all": "ignore"} if args.detect_anomaly else {}  # the mode says it better
+        with set_detect_anomaly(args.detect_anomaly), np.errstate(**quiet):
             results = fit(model, optimizer, data, settings["epochs"], settings["batch_size"],
                           args.seed, scheduler, progress=None if args.progress else False,
                           on_epoch=on_epoch)

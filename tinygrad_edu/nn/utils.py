@@ -87,8 +87,8 @@ def clip_grad_norm_(
     otherwise the gradients are left unchanged (``c`` is not a number) and the total is
     returned for you to see.
     """
-    if max_norm <= 0 or not math.isfinite(max_norm):
-        raise ValueError(f"clip_grad_norm_: max_norm must be a positive number, got {max_norm}")
+    if not max_norm > 0:  # inf is allowed: only measures the norm
+        raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
     if norm_type != math.inf and not norm_type > 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type}")
     params = [p for p in _as_list(parameters) if p.grad is not None]
