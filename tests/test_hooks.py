@@ -267,3 +267,31 @@ def test_full_backward_hook_fires_once_per_call_of_the_module() -> None:
     x = Tensor(np.ones((1, 2)), requires_grad=True)
     (lin(x).sum() + lin(x).sum()).backward()  # two calls of the module
     assert len(calls) == 2
+
+
+class _Product(nn.Module):
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return a * b
+
+
+def test_module_backward_hook_errors_name_the_module() -> None:
+    lin = nn.Linear(2, 2)
+
+    def broken(m, gi, go):
+        raise ValueError("nope")
+
+    lin.register_full_backward_hook(broken)
+    x = Tensor(np.ones((1, 2)), requires_grad=True)
+    with pytest.raises(HookError, match=r"full backward hook 'broken' of Linear\(.*\) raised "
+                                        r"ValueError: nope"):
+        lin(x).sum().backward()
+    two = _Product()
+    seen = []
+    two.register_full_backward_hook(lambda m, gi, go: seen.append(gi))
+    a = Tensor(np.array([2.0]), requires_grad=True)
+    b = Tensor(np.array([5.0]), requires_grad=True)
+    two(a, b).sum().backward()
+    assert len(seen) == 1 and seen[0][0].tolist() == [5.0] and seen[0][1].tolist() == [2.0]
+    two.register_full_backward_hook(lambda m, gi, go: (gi[0], gi[1]))
+    with pytest.raises(HookError, match="for a module of one tensor input"):
+        two(a, b).sum().backward()

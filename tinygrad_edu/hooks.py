@@ -193,6 +193,8 @@ def _run_hooks(node: Any, record: _NodeHooks, grad: Any) -> Any:
     for hook in list(record.fns.values()):
         try:
             new = hook(grad)
+        except HookError:  # already names its hook (a module's backward hook)
+            raise
         except Exception as exc:
             name = getattr(hook, "__name__", repr(hook))
             raise HookError(f"the backward hook {name} on {describe(node)} raised "

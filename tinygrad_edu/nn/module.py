@@ -320,12 +320,16 @@ def _watch_gradients(module: Module, hooks: dict, inputs: tuple, needs: list[boo
     def fire() -> tuple:
         grad_input = tuple(state["grad_input"])
         for hook in list(hooks.values()):
-            new = hook(module, grad_input, (state["grad_output"],))
+            try:
+                new = hook(module, grad_input, (state["grad_output"],))
+            except Exception as exc:
+                raise HookError(f"the full backward hook {getattr(hook, '__name__', hook)!r} of "
+                                f"{module!r} raised {type(exc).__name__}: {exc}") from exc
             if new is not None:
                 if sum(needs) != 1 or not isinstance(new, tuple) or len(new) != len(inputs):
                     raise HookError(
-                        f"the backward hook {getattr(hook, '__name__', hook)!r} of "
-                        f"{type(module).__name__} returned {type(new).__name__}; a replacement "
+                        f"the full backward hook {getattr(hook, '__name__', hook)!r} of "
+                        f"{module!r} returned {type(new).__name__}; a replacement "
                         f"must be a tuple of {len(inputs)} (one per input), for a module of "
                         "one tensor input")
                 grad_input = new
