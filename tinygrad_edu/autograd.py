@@ -22,7 +22,8 @@ calling it again is allowed.
 
 The bottom layer
 ----------------
-This module imports nothing else of the package.  The two engines (``Value``, ``Tensor``)
+This module imports nothing else of the package but :mod:`tinygrad_edu.hooks` (below it:
+what the backward loop does beyond the chain rule).  The two engines (``Value``, ``Tensor``)
 are subclasses of :class:`Node` that fill in the hooks of the *engine protocol*, written
 down once, at the top of :class:`Node`; the registry drives every op through them.
 """
@@ -282,4 +283,3 @@ def _propagate(order: list[Node], on_edge: Callable | None) -> None:
             parent.grad = grad if parent.grad is None else parent.grad + grad
             if on_edge is not None:
                 on_edge(node, i, upstream, grad)
-
