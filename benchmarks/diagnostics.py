@@ -9,7 +9,7 @@ Three measurements, each against a reference timed in the same run, interleaved:
 * **anomaly mode**: a training step of a small MLP with the mode on, against off; and off
   after it was on (the engines' plain ``_make`` is put back, so this ratio is ~1);
 * **memory**: the peak traced memory (``tracemalloc``, which sees numpy's arrays) of
-  backward on an MLP batch with every intermediate keeping its ``.grad`` (the default)
+  backward on an MLP batch of 512 with every intermediate keeping its ``.grad`` (the default)
   against ``retain_intermediate_grads(False)``.
 
 Times are this process's CPU time with one BLAS thread, medians of paired ratios.
@@ -112,12 +112,12 @@ def _ms(values: list[float]):
     return Summary.of([v * 1e3 for v in values])
 
 
-def _mlp(quick: bool) -> tuple[nn.Module, optim.SGD, Tensor, np.ndarray]:
+def _mlp(quick: bool, batch: int = 64) -> tuple[nn.Module, optim.SGD, Tensor, np.ndarray]:
     rng = np.random.default_rng(0)
     sizes = [64, 32, 10] if quick else [784, 128, 64, 10]
     model = nn.MLP(sizes, rng=rng)
-    x = Tensor(rng.standard_normal((64, sizes[0])).astype(np.float32))
-    y = rng.integers(0, 10, 64)
+    x = Tensor(rng.standard_normal((batch, sizes[0])).astype(np.float32))
+    y = rng.integers(0, 10, batch)
     return model, optim.SGD(model.parameters(), lr=0.01), x, y
 
 
@@ -140,6 +140,21 @@ def anomaly_cost(quick: bool, repeats: int) -> None:
     print_table(["anomaly mode", "ms per step"],
                 [[name, spread(_ms([v / steps for v in t]))] for name, t in times.items()])
     print_ratio("anomaly on / off", paired_ratios(times, "on", "off"))
+
+    def values(anomaly: bool) -> Callable[[], None]:
+        def once() -> None:
+            if anomaly:
+                with detect_anomaly():
+                    value_graph(8 if quick else 24, 3).backward()
+            else:
+                value_graph(8 if quick else 24, 3).backward()
+        return once
+
+    times = interleave({"off": values(False), "on": values(True)}, repeats, time.process_time)
+    print("\n## anomaly mode: build + backward of a graph of Values (every op checked)")
+    print_table(["anomaly mode", "ms per graph"],
+                [[name, spread(_ms(t))] for name, t in times.items()])
+    print_ratio("anomaly on / off (Values)", paired_ratios(times, "on", "off"))
     print(f"MECHANISM off: Tensor._make is the plain function: "
           f"{Tensor._make.__name__ == '_make'} (no stack capture, no check)")
 
@@ -152,7 +167,8 @@ def _step(model: nn.Module, opt: optim.SGD, x: Tensor, y: np.ndarray) -> None:
 
 
 def memory(quick: bool) -> None:
-    model, _, x, y = _mlp(quick)
+    batch = 64 if quick else 512
+    model, _, x, y = _mlp(quick, batch)
     rows = []
     peaks = {}
     for keep in (True, False):
@@ -168,7 +184,7 @@ def memory(quick: bool) -> None:
         rows.append(["kept (default)" if keep else "freed (retain_intermediate_grads(False))",
                      f"{peak / 1e3:,.0f}", f"{kept_after / 1e3:,.0f}"])
         del loss
-    print("\n## memory of one backward (MLP batch 64), traced by tracemalloc")
+    print(f"\n## memory of one backward (MLP batch {batch}), traced by tracemalloc")
     print_table(["intermediate .grad", "peak kB", "held after backward kB"], rows)
     print(f"MEMORY freed / kept peak: {peaks[False] / peaks[True]:.2f}")
 

@@ -27,8 +27,8 @@ replaces each engine's ``_make`` (the function every op calls to build its resul
 checking version and installs the backward check in the loop's slot
 (:class:`tinygrad_edu.hooks.AnomalyMode`); turning it off puts the plain ones back.  Only
 then is the caller's frame looked up, once per op: ``benchmarks/diagnostics.py`` prints
-what that costs (a training step is several times slower: use the mode to find a bug, not
-to train).
+what that costs (measured: 1.5× the time of an MLP training step on arrays, 5× for a graph
+of Values, where the ops themselves are cheap: use the mode to find a bug, not to train).
 """
 
 from __future__ import annotations
