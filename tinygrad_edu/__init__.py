@@ -17,6 +17,7 @@ from typing import Any
 from . import nn, optim  # noqa: F401  (see above)
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .autograd import Node, enable_grad, is_grad_enabled, no_grad
+from .hooks import HookError, RemovableHandle, retain_intermediate_grads
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .registry import REGISTRY, activation_ops
 from .tensor import Tensor
@@ -49,6 +50,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "REGISTRY",
     "AnomalyError",
+    "HookError",
+    "RemovableHandle",
     "Tensor",
     "Value",
     "activation_ops",
@@ -63,5 +66,6 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "no_grad",
+    "retain_intermediate_grads",
     "set_detect_anomaly",
 ]
