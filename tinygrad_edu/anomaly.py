@@ -37,12 +37,11 @@ import linecache
 import math
 import os
 import sys
-import weakref
 from typing import Any
 
 import numpy as np
 
-from .hooks import AnomalyMode, describe
+from .hooks import AnomalyMode, WeakIdKeyDict, describe
 from .registry import ENGINES
 
 __all__ = [
@@ -61,7 +60,7 @@ _MACHINERY = {_PACKAGE + name for name in (
 
 _COMMAND = (_PACKAGE + "cli" + os.sep, _PACKAGE + "__main__.py")
 #: Where each node was created, for nodes made while the mode was on (held weakly).
-_SITES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_SITES: WeakIdKeyDict = WeakIdKeyDict()  # by identity: a Tensor's == is elementwise
 #: Each engine's plain ``_make`` while the mode is on (empty when it is off).
 _PLAIN: dict[type, Any] = {}
 

@@ -83,8 +83,51 @@ class _NodeHooks:
         self.retain = False
 
 
+class WeakIdKeyDict:
+    """A weak-keyed dict that compares keys by identity (PyTorch's WeakIdKeyDictionary).
+
+    ``weakref.WeakKeyDictionary`` compares keys with ``==``, which on Tensors is elementwise
+    (an array, not a bool), so node-keyed tables use this: an entry goes when its node does."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        entries, k = self._entries, id(key)
+
+        def gone(ref: weakref.ref) -> None:
+            if entries.get(k, (None,))[0] is ref:
+                del entries[k]
+
+        entries[k] = (weakref.ref(key, gone), value)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        entry = self._entries.get(id(key))
+        return entry[1] if entry is not None and entry[0]() is key else default
+
+    def __getitem__(self, key: Any) -> Any:
+        entry = self._entries.get(id(key))
+        if entry is None or entry[0]() is not key:
+            raise KeyError(key)
+        return entry[1]
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            return default
+        return self._entries.pop(id(key))[1]
+
+    def items(self) -> list[tuple[Any, Any]]:
+        return [(k, v) for k, v in ((r(), v) for r, v in self._entries.values()) if k is not None]
+
+    def __contains__(self, key: Any) -> bool:
+        return self.get(key, self) is not self
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 #: Hooks per node, held weakly: a node's hooks go when the node does.
-_HOOKS: weakref.WeakKeyDictionary[Any, _NodeHooks] = weakref.WeakKeyDictionary()
+_HOOKS: WeakIdKeyDict = WeakIdKeyDict()
 
 
 def retain_grad(node: Any) -> None:
