@@ -289,12 +289,14 @@ def _may_be_shared(grad: Any, upstream: Any, grads: tuple, i: int) -> bool:
     then gets a copy, so that ``a.grad *= 5`` never changes ``b.grad``, another node's
     gradient or the caller's ``gradient`` argument.  Every other array an op returns is
     its own fresh result (the contract of ``TensorOp.backward``), kept without a copy."""
+    if grad.__class__ is not np.ndarray:  # a number, or a graph node (create_graph)
+        return False
     if grad is upstream:
         return True
     for k in range(i):
         if grads[k] is grad:
             return True
-    return grad.__class__ is np.ndarray and np.may_share_memory(grad, upstream)
+    return np.may_share_memory(grad, upstream)
 
 
 def _propagate(order: list[Node], on_edge: Callable | None) -> None:
