@@ -193,6 +193,12 @@ def test_a_comparison_mask_selects_and_backpropagates() -> None:
     np.testing.assert_array_equal(picked.data, [20.0, 30.0])
     picked.sum().backward()
     np.testing.assert_array_equal(x.grad, [1.0, 0.0, 1.0])
+    y = Tensor(np.array([2.0, -3.0], dtype=np.float32), requires_grad=True)
+    masked = y * (y > 0)  # a mask as an operand counts as 0/1 of y's dtype
+    assert masked.dtype == np.float32
+    masked.sum().backward()
+    np.testing.assert_array_equal(masked.data, [2.0, 0.0])
+    np.testing.assert_array_equal(y.grad, [1.0, 0.0])
 
 
 # ------------------------------------------------------------------ poles: one policy
