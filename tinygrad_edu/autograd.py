@@ -296,7 +296,7 @@ def _may_be_shared(grad: Any, upstream: Any, grads: tuple, i: int) -> bool:
     for k in range(i):
         if grads[k] is grad:
             return True
-    return np.may_share_memory(grad, upstream)
+    return grad.base is not None and np.may_share_memory(grad, upstream)  # a view of it?
 
 
 def _propagate(order: list[Node], on_edge: Callable | None) -> None:
