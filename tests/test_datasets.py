@@ -294,7 +294,8 @@ def _labels_blob() -> bytes:
         (b"\x00\x00", "truncated header", ()),
         (_labels_blob()[:3] + b"\x00" + _labels_blob()[4:], "0 dimensions", ()),
         # labels declared as 3-D: the "dims" are then read from label bytes
-        (_labels_blob()[:3] + b"\x03" + _labels_blob()[4:], "truncated data", ()),
+        # (gzipped, the declared size is refused before the stream is decompressed)
+        (_labels_blob()[:3] + b"\x03" + _labels_blob()[4:], "truncated data|header declares", ()),
     ],
 )
 @pytest.mark.parametrize("gz", [False, True])
@@ -307,7 +308,7 @@ def test_read_idx_rejects_malformed_files(
         ds.read_idx(path)
     message = str(info.value)
     assert str(path) in message
-    assert problem in message
+    assert problem.split("|")[gz and "|" in problem] in message
     for number in numbers:
         assert f" {number} " in f" {message} ".replace(",", " ")
 
@@ -380,7 +381,7 @@ def test_corrupt_gz_in_explicit_dir_is_an_error_not_a_fallthrough(
     synthetic.write(tmp_path / "d", gz=tuple(NAMES))
     bad = tmp_path / "d" / "t10k-labels-idx1-ubyte.gz"
     bad.write_bytes(gzip.compress(synthetic.raw["t10k-labels-idx1-ubyte"] + b"\x00"))
-    with pytest.raises(ds.DatasetError, match="t10k-labels-idx1-ubyte.gz: SHA-256 mismatch"):
+    with pytest.raises(ds.DatasetError, match="t10k-labels-idx1-ubyte.gz: (SHA-256 mismatch|trailing bytes)"):
         ds.find_mnist(tmp_path / "d")  # ... but the explicit copy is corrupt: say so
 
 
