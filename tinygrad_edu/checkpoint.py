@@ -289,7 +289,7 @@ def _check_fits(path: Path, model: Any, state: dict[str, tuple]) -> None:
     missing = sorted(set(targets) - set(state))
     unexpected = sorted(set(state) - set(targets))
     if missing or unexpected:
-        raise _fail(path, f"weights do not fit the model: missing {PARAM_PREFIX}{missing}, "
+        raise _fail(path, f"weights do not fit the model: missing {missing}, "
                           f"unexpected {unexpected}")
     for key, target in targets.items():
         shape, dtype = state[key]

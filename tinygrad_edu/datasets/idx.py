@@ -168,6 +168,22 @@ def _declared_size(head: bytes, source: str) -> int:
     return 4 + 4 * ndim + math.prod(dims) * _IDX_DTYPES[head[2]].itemsize
 
 
+def _read_at_most(handle: Any, head: bytes, size: int) -> bytearray:
+    """``head`` followed by at most ``size - len(head)`` more bytes of ``handle``, read into
+    one preallocated buffer (no second copy of a large file)."""
+    buffer = bytearray(size)
+    buffer[:len(head)] = head
+    filled = len(head)
+    while filled < size:
+        chunk = handle.read(min(1 << 20, size - filled))
+        if not chunk:
+            break
+        buffer[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    del buffer[filled:]
+    return buffer
+
+
 def read_decompressed(path: Path, max_bytes: int = MAX_IDX_BYTES) -> bytes:
     """Read the IDX file ``path`` (gunzipping it when it starts with the gzip magic), size
     first: the header is read and checked, and the size it declares must be at most
@@ -193,7 +209,7 @@ def read_decompressed(path: Path, max_bytes: int = MAX_IDX_BYTES) -> bytes:
             if expected > max_bytes:
                 raise DatasetError(f"{path}: header declares {expected:,} bytes, more than the "
                                    f"{max_bytes:,} an IDX file may have here")
-            data = head + handle.read(expected - len(head) + 1)
+            data = _read_at_most(handle, head, expected + 1)
             if len(data) > expected:  # say how long the stream is, reading at most the cap
                 total = len(data)
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
