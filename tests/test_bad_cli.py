@@ -241,3 +241,26 @@ def test_finite_check_catches_overflowing_logits_with_finite_weights() -> None:
         train_cli._check_finite_model(model, np.ones((4, 784), np.float32), epoch=1)
     model = build_model("mlp", rng=0, sizes=[784, 8, 10])
     train_cli._check_finite_model(model, np.ones((4, 784), np.float32), epoch=1)
+
+
+def test_run_whose_logits_overflow_is_not_saved_as_a_success(
+    real_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's --lr 1e6 case, made deterministic: an epoch ends with finite weights whose
+    logits overflow to inf; the command must fail and write nothing."""
+    from tinygrad_edu.train import EpochResult
+
+    def exploding_fit(model, optimizer, data, epochs, *args, on_epoch=None, **kwargs):
+        for p in model.parameters():
+            p.data[...] = np.float32(1e30)  # finite, but x @ W overflows float32
+        on_epoch(EpochResult(1, 2.3, 0.1, 0.1, 1.0, 100.0, 0.01))
+        return []
+
+    monkeypatch.setattr(train_cli, "fit", exploding_fit)
+    out_file = tmp_path / "m.npz"
+    code, _, err = run(["train", "--model", "mlp", "--data", str(real_mnist_dir), "--epochs",
+                        "1", "--limit", "256", "--no-progress", "--out", str(out_file)], capsys)
+    assert code == 1 and not out_file.exists()
+    (error,) = error_lines(err)
+    assert "training diverged" in error and "logit" in error

@@ -85,7 +85,7 @@ def _rounded(values: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Test images whose logits must be finite before an epoch's checkpoint is saved.
-_FINITE_CHECK_IMAGES = 256
+_FINITE_CHECK_IMAGES = 2000
 
 
 def _check_finite_model(model: nn.Module, x_test: np.ndarray, epoch: int) -> None:
