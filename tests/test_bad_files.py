@@ -273,3 +273,33 @@ def test_stale_temporary_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
     link.symlink_to(victim)
     atomic_write_bytes(tmp_path / "ck.npz", b"x")
     assert victim.read_bytes() == b"precious" and link.is_symlink()
+
+
+def test_cache_whose_tinygrad_edu_folder_is_a_link_deletes_nothing(
+    tmp_path: Path, raw: dict[str, bytes]
+) -> None:
+    mine = tmp_path / "mine"
+    _write(mine / "mnist", raw)
+    (mine / "mnist" / LABELS).write_bytes(raw[LABELS][:-1] + b"\x07")
+    cache = ds.default_cache_dir()
+    cache.parent.parent.mkdir(parents=True)
+    cache.parent.symlink_to(mine, target_is_directory=True)
+    with pytest.raises(ds.DatasetError, match="kept"):
+        ds.find_mnist(download=False)
+    assert (mine / "mnist" / LABELS).exists()
+
+
+def test_links_above_the_cache_do_not_stop_it_replacing_its_own_files(
+    tmp_path: Path, raw: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. a home folder reached through a link: the loader's own folders are still real."""
+    real_home = tmp_path / "disk" / "home"
+    real_home.mkdir(parents=True)
+    (tmp_path / "home-link").symlink_to(real_home, target_is_directory=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-link" / ".cache"))
+    cache = ds.default_cache_dir()
+    _write(cache, raw)
+    (cache / LABELS).write_bytes(raw[LABELS][:-2])
+    with pytest.raises(ds.DatasetError, match=f"missing {LABELS}"):
+        ds.find_mnist(download=False)
+    assert not (cache / LABELS).exists()

@@ -123,15 +123,16 @@ def _verify_dir(directory: Path) -> tuple[dict[str, Path], dict[str, bytes]]:
 
 def _loader_owns(path: Path, cache: Path) -> bool:
     """True when ``path`` can only be a file this loader wrote: a canonical raw name (the
-    loader never writes ``.gz``), a regular file with one link, in the cache folder reached
-    through no symbolic link."""
+    loader never writes ``.gz``), a regular file with one link, in the cache folder whose own
+    two levels (``tinygrad_edu/mnist``, which the loader creates) are real folders, not links
+    (links higher up, such as a home folder on another disk, are the system's layout)."""
     try:
         info = path.lstat()
-        real_cache = os.path.realpath(cache)
     except OSError:
         return False
+    own_folders = (cache, cache.parent)
     return (path.name in _NAMES and path.parent == cache and stat.S_ISREG(info.st_mode)
-            and info.st_nlink == 1 and real_cache == os.path.abspath(cache))
+            and info.st_nlink == 1 and not any(os.path.islink(d) for d in own_folders))
 
 
 def _verified_or_removed(cache: Path) -> dict[str, tuple[Path, bytes]]:
