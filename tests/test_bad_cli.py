@@ -9,11 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tinygrad_edu import runtime
 from tinygrad_edu.checkpoint import read_checkpoint
 from tinygrad_edu.cli import main
 from tinygrad_edu.cli import train as train_cli
+from tinygrad_edu.cli.common import UsageError
 from tinygrad_edu.cli.graph import parse_assignments
 from tinygrad_edu.runtime import blas_threads, set_blas_threads
 
@@ -264,3 +267,16 @@ def test_run_whose_logits_overflow_is_not_saved_as_a_success(
     assert code == 1 and not out_file.exists()
     (error,) = error_lines(err)
     assert "training diverged" in error and "logit" in error
+
+
+# --------------------------------------------------------------------------- any text at all
+
+
+@given(st.lists(st.text(max_size=30), max_size=4))
+def test_any_set_text_gives_finite_values_or_a_usage_error(items: list[str]) -> None:
+    try:
+        values = parse_assignments(items)
+    except UsageError as exc:
+        assert "--set" in str(exc) and len(str(exc)) < 200
+    else:
+        assert all(np.isfinite(v) for v in values.values())

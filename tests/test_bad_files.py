@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tinygrad_edu import datasets as ds
 from tinygrad_edu.cli import main
@@ -303,3 +305,21 @@ def test_links_above_the_cache_do_not_stop_it_replacing_its_own_files(
     with pytest.raises(ds.DatasetError, match=f"missing {LABELS}"):
         ds.find_mnist(download=False)
     assert not (cache / LABELS).exists()
+
+
+# --------------------------------------------------------------------------- any bytes at all
+
+
+@given(blob=st.binary(max_size=64), gz=st.booleans())
+def test_any_bytes_give_an_array_or_a_named_dataset_error(blob: bytes, gz: bool) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("f-idx.gz" if gz else "f-idx")
+        path.write_bytes(gzip.compress(blob) if gz else blob)
+        try:
+            array = ds.read_idx(path)
+        except ds.DatasetError as exc:
+            assert str(path) in str(exc)
+        else:  # then it really was a valid IDX file
+            assert idx.encode_idx(array) == blob
