@@ -25,6 +25,9 @@ EXPECTED = {
     "memory.py": ["GROWTH peak RSS"],
     "overhead.py": ["OVERHEAD forward:"],
     "profile_step.py": ["## own time by group", "PROFILE total"],
+    "diagnostics.py": ["RATIO today / before hooks", "RATIO anomaly on / off",
+                       "MECHANISM off: Tensor._make is the plain function: True",
+                       "MEMORY freed / kept peak"],
 }
 
 

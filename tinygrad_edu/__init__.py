@@ -15,7 +15,9 @@ show every node as its graph, drawn by ``viz`` (loaded when a notebook first ask
 from typing import Any
 
 from . import nn, optim  # noqa: F401  (see above)
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .autograd import Node, enable_grad, is_grad_enabled, no_grad
+from .hooks import HookError, RemovableHandle, retain_intermediate_grads
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .registry import REGISTRY, activation_ops
 from .tensor import Tensor
@@ -47,16 +49,23 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "REGISTRY",
+    "AnomalyError",
+    "HookError",
+    "RemovableHandle",
     "Tensor",
     "Value",
     "activation_ops",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "detect_anomaly",
     "draw_graph",
     "enable_grad",
     "explain_backward",
+    "is_anomaly_enabled",
     "is_grad_enabled",
     "mse_loss",
     "nll_loss",
     "no_grad",
+    "retain_intermediate_grads",
+    "set_detect_anomaly",
 ]

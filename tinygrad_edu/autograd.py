@@ -22,7 +22,8 @@ calling it again is allowed.
 
 The bottom layer
 ----------------
-This module imports nothing else of the package.  The two engines (``Value``, ``Tensor``)
+This module imports nothing else of the package but :mod:`tinygrad_edu.hooks` (below it:
+what the backward loop does beyond the chain rule).  The two engines (``Value``, ``Tensor``)
 are subclasses of :class:`Node` that fill in the hooks of the *engine protocol*, written
 down once, at the top of :class:`Node`; the registry drives every op through them.
 """
@@ -35,7 +36,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["GradMode", "Node", "enable_grad", "is_grad_enabled", "no_grad", "unbroadcast"]
+from . import hooks as _hooks
+from .hooks import AnomalyMode, HookError, RemovableHandle, retain_intermediate_grads
+
+__all__ = [
+    "AnomalyMode",
+    "GradMode",
+    "HookError",
+    "Node",
+    "RemovableHandle",
+    "enable_grad",
+    "is_grad_enabled",
+    "no_grad",
+    "retain_intermediate_grads",
+    "unbroadcast",
+]
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -105,7 +120,7 @@ class Node:
     :attr:`parents` and :attr:`ctx`.  A leaf has none of them.
     """
 
-    __slots__ = ("_ctx", "_op", "_parents", "data", "grad", "label")
+    __slots__ = ("__weakref__", "_ctx", "_op", "_parents", "data", "grad", "label")
 
     # ============================================================ the engine protocol
     # An engine is a Node subclass (Value, Tensor) that fills in the eight hooks below,
@@ -224,6 +239,16 @@ class Node:
         """Forget this node's gradient (0.0 for a Value, None for a Tensor)."""
         self.grad = self._GRAD_INIT
 
+    def register_hook(self, hook: Callable[[Any], Any]) -> RemovableHandle:
+        """Call ``hook(grad)`` in every backward pass with the gradient flowing into this
+        node (see :mod:`tinygrad_edu.hooks`); a non-None return replaces it."""
+        return _hooks.register_hook(self, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this intermediate node's ``.grad`` even inside
+        ``retain_intermediate_grads(False)`` (see :mod:`tinygrad_edu.hooks`)."""
+        _hooks.retain_grad(self)
+
     # ============================================================ notebooks
     #: How a notebook shows a node: ``display_hook(node) -> {mime type: content}``.  The
     #: core draws nothing itself (it never imports the viz layer); the package
@@ -240,11 +265,17 @@ def _propagate(order: list[Node], on_edge: Callable | None) -> None:
     """The chain rule, from the output back to the leaves: each node's op turns the node's
     gradient (the upstream) into one gradient per parent, and each is added to that
     parent's ``.grad`` (a parent reached by several paths sums them)."""
+    watch = _hooks.BackwardWatch.for_pass(order)  # None unless hooks, anomaly mode or freeing
     for node in reversed(order):
-        op, upstream = node._op, node.grad
-        if op is None or upstream is None:  # a leaf, or a node no gradient reached
-            continue
-        grads = op.backward(node, upstream)  # upstream × local, one per parent
+        if watch is not None:  # the one extra test per node (see hooks.py)
+            upstream, grads = watch.step(node)
+            if grads is None:
+                continue
+        else:
+            op, upstream = node._op, node.grad
+            if op is None or upstream is None:  # a leaf, or a node no gradient reached
+                continue
+            grads = op.backward(node, upstream)  # upstream × local, one per parent
         for i, parent in enumerate(node._parents):
             grad = grads[i]
             if grad is None:  # this parent needs no gradient (a constant)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import nn, optim, runtime
+from ..anomaly import AnomalyError, set_detect_anomaly
 from ..autograd import no_grad
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..datasets import DatasetError, load_mnist
@@ -142,6 +143,19 @@ def _threads(requested: int) -> int:
     return requested
 
 
+def _grad_norm_logger(model: nn.Module, on_epoch: Callable[[EpochResult], None]
+                      ) -> Callable[[EpochResult], None]:
+    """``on_epoch`` followed by the epoch's mean gradient norm per layer (--log-grad-norms)."""
+    recorder = nn.utils.GradNormRecorder(model)
+
+    def log(result: EpochResult) -> None:
+        on_epoch(result)
+        print(f"gradient norms, mean over the {recorder.passes} steps of epoch {result.epoch}:")
+        print("  " + str(recorder.summary()).replace("\n", "\n  "), flush=True)
+
+    return log
+
+
 def _train_command(args: argparse.Namespace) -> int:
     """Run ``tinygrad-edu train``; return the exit code."""
     if args.out is None:
@@ -171,10 +185,18 @@ def _train_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     state: dict[str, Any] = {"saved_epoch": None}
+    on_epoch = _epoch_saver(args, model, settings, state, data[2])
+    if args.log_grad_norms:
+        on_epoch = _grad_norm_logger(model, on_epoch)
     try:
-        results = fit(model, optimizer, data, settings["epochs"], settings["batch_size"],
-                      args.seed, scheduler, progress=None if args.progress else False,
-                      on_epoch=_epoch_saver(args, model, settings, state, data[2]))
+        quiet = {"all": "ignore"} if args.detect_anomaly else {}  # the mode says it better
+        with set_detect_anomaly(args.detect_anomaly), np.errstate(**quiet):
+            results = fit(model, optimizer, data, settings["epochs"], settings["batch_size"],
+                          args.seed, scheduler, progress=None if args.progress else False,
+                          on_epoch=on_epoch)
+    except AnomalyError as exc:
+        print(f"tinygrad-edu train: error: {exc}", file=sys.stderr)
+        return 1
     except TrainingDiverged as exc:
         kept = (f"the last good checkpoint (epoch {state['saved_epoch']}) is kept in {args.out}"
                 if state["saved_epoch"] else "no checkpoint was written")
@@ -259,6 +281,11 @@ def _add_train_parser(subparsers: Any) -> None:
                    help="BLAS threads for numpy's matrix products, at most the available "
                         "cores; 1 is fastest when the cores are shared and bit-reproducible; "
                         "0 keeps the library's default (default: 1)")
+    p.add_argument("--detect-anomaly", action="store_true",
+                   help="stop at the first op whose result or gradient is NaN/inf, naming it "
+                        "and where it was made (several times slower)")
+    p.add_argument("--log-grad-norms", action="store_true",
+                   help="print each layer's gradient norm (mean over the epoch) after each epoch")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="hide the progress bar (it is also hidden when stderr is not a terminal)")
     p.set_defaults(func=_train_command)

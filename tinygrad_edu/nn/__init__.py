@@ -16,7 +16,8 @@ MaxPool2d, AvgPool2d), :mod:`.normalization` (``batch_norm``, BatchNorm1d, Batch
 :mod:`.dropout` (``dropout``, Dropout), :mod:`.activation` (``prelu``, PReLU, RReLU and the
 activation modules), :mod:`.shape` (``flatten``, ``pad``, Flatten); besides them
 :mod:`.module` (Module, Parameter, Sequential, ModuleList), :mod:`.init` (initialisers) and
-:mod:`.functional` (everything as functions).  Convolution and pooling compute
+:mod:`.functional` (everything as functions), :mod:`.utils` (gradient clipping and
+the per-layer gradient-norm report, as ``torch.nn.utils``).  Convolution and pooling compute
 channels-last in memory behind the NCHW interface (see :mod:`.conv`).
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import PReLU, RReLU, activation_modules, module_for, prelu
 from .conv import Conv2d, conv2d
 from .dropout import Dropout, dropout
@@ -68,6 +69,7 @@ __all__ = [
     "module_for",
     "pad",
     "prelu",
+    "utils",
 ]
 __all__.extend(sorted(_ACTIVATIONS))
 

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import GradMode, Node
+from ..hooks import HookError, RemovableHandle
+from ..registry import ONE, Unary
 from ..tensor import Tensor
 
 __all__ = ["Module", "ModuleList", "Parameter", "Sequential", "ShapeError", "StateDictError"]
@@ -114,7 +117,29 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if "_module_hooks" in self.__dict__:  # only modules given a hook pay for hooks
+            return _call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------ hooks
+    def register_forward_pre_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(module, args)`` before every ``forward``; a non-None return replaces
+        the positional arguments (a tuple, or one value)."""
+        return RemovableHandle(_hooks(self)["pre"], hook)
+
+    def register_forward_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every ``forward``; a non-None return
+        replaces the output."""
+        return RemovableHandle(_hooks(self)["forward"], hook)
+
+    def register_full_backward_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` in backward, once per call of the
+        module, when the gradients of its inputs are known: ``grad_output = (∂L/∂output,)``,
+        ``grad_input`` one entry per positional argument (``∂L/∂input`` through this module,
+        None for an input that needs no gradient).  A non-None return (a tuple like
+        ``grad_input``) replaces what is passed on to the inputs: possible for a module of
+        one tensor input (every layer here).  Needs ``forward`` to return a Tensor."""
+        return RemovableHandle(_hooks(self)["backward"], hook)
 
     def input_error(self, err: ShapeError) -> ShapeError:
         """``err`` (raised by an op this layer called) under this layer's name, whose
@@ -243,6 +268,95 @@ class Module:
             child = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child}")
         return "\n".join(lines) + "\n)"
+
+
+def _hooks(module: Module) -> dict[str, dict]:
+    hooks = module.__dict__.get("_module_hooks")
+    if hooks is None:
+        hooks = module.__dict__["_module_hooks"] = {"pre": {}, "forward": {}, "backward": {}}
+    return hooks
+
+
+#: The identity op marking a module's inputs and output when it has a backward hook, so that
+#: the hook sees exactly the gradients that cross the module's boundary (not registered).
+_boundary = Unary("module_boundary", lambda m, x: x, ONE, category="shape", f_text="x",
+                  grad_texts=("f'(x) = 1",), register=False)
+
+
+def _call_with_hooks(module: Module, args: tuple, kwargs: dict) -> Any:
+    """``module(*args, **kwargs)`` with its forward pre-hooks, forward hooks and backward hooks."""
+    hooks = module.__dict__["_module_hooks"]
+    for hook in list(hooks["pre"].values()):
+        new = hook(module, args)
+        if new is not None:
+            args = new if isinstance(new, tuple) else (new,)
+    backward = GradMode.enabled and hooks["backward"]
+    call_args = args
+    if backward:
+        needs = [isinstance(a, Tensor) and a.requires_grad for a in args]
+        call_args = tuple(_boundary(a) if need else a for a, need in zip(args, needs))
+    output = module.forward(*call_args, **kwargs)
+    for hook in list(hooks["forward"].values()):
+        new = hook(module, args, output)
+        if new is not None:
+            output = new
+    if backward:
+        output = _watch_gradients(module, hooks["backward"], call_args, needs, output)
+    return output
+
+
+def _watch_gradients(module: Module, hooks: dict, inputs: tuple, needs: list[bool],
+                     output: Any) -> Any:
+    """Tensor hooks on the boundary nodes that gather one call's gradients and call the
+    module's backward hooks once all of them are known."""
+    if not isinstance(output, Node) or not output.requires_grad:
+        if isinstance(output, Node):
+            return output  # nothing will flow back: nothing to report
+        raise TypeError(f"{type(module).__name__}: a full backward hook needs forward to return "
+                        f"a Tensor, got {type(output).__name__}")
+    output = _boundary(output)
+    state: dict[str, Any] = {"grad_output": None, "grad_input": [None] * len(inputs), "left": 0}
+
+    def fire() -> tuple:
+        grad_input = tuple(state["grad_input"])
+        for hook in list(hooks.values()):
+            try:
+                new = hook(module, grad_input, (state["grad_output"],))
+            except Exception as exc:
+                raise HookError(f"the full backward hook {getattr(hook, '__name__', hook)!r} of "
+                                f"{module!r} raised {type(exc).__name__}: {exc}") from exc
+            if new is not None:
+                if sum(needs) != 1 or not isinstance(new, tuple) or len(new) != len(inputs):
+                    raise HookError(
+                        f"the full backward hook {getattr(hook, '__name__', hook)!r} of "
+                        f"{module!r} returned {type(new).__name__}; a replacement "
+                        f"must be a tuple of {len(inputs)} (one per input), for a module of "
+                        "one tensor input")
+                grad_input = new
+        return grad_input
+
+    def on_output(g: Any) -> None:
+        state["grad_output"], state["left"] = g, sum(needs)
+        state["grad_input"] = [None] * len(inputs)
+        if not any(needs):
+            fire()
+
+    output.register_hook(on_output)
+    for i, (x, need) in enumerate(zip(inputs, needs)):
+        if need:
+            x.register_hook(_on_input(i, state, fire))
+    return output
+
+
+def _on_input(i: int, state: dict, fire: Any) -> Any:
+    def on_input(g: Any) -> Any:
+        state["grad_input"][i] = g
+        state["left"] -= 1
+        if state["left"] == 0:
+            return fire()[i]
+        return None
+
+    return on_input
 
 
 class Sequential(Module):

@@ -7,11 +7,13 @@
 * :func:`write_stepper_html` -- a self-contained HTML page that steps through a trace.
 * :func:`draw_modules` -- one node per layer for real networks (a training step of an MLP/CNN).
 * :func:`write_activation_gallery` -- every registry activation plotted with its derivative.
+* :func:`plot_grad_flow` -- the gradient's norm per layer (log scale): vanishing or exploding?
 * :func:`evaluate` -- the safe expression language of ``tinygrad-edu explain``.
 """
 
 from .explain import BackwardTrace, Step, explain_backward
 from .expression import ExpressionError, evaluate, parse
+from .grad_flow import plot_grad_flow
 from .graph import (
     INSTALL_HINT,
     GraphvizNotFound,
@@ -41,6 +43,7 @@ __all__ = [
     "explain_backward",
     "mimebundle",
     "parse",
+    "plot_grad_flow",
     "render_svg",
     "save",
     "stepper_html",
