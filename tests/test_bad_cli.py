@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tinygrad_edu import runtime
@@ -273,6 +273,9 @@ def test_run_whose_logits_overflow_is_not_saved_as_a_success(
 
 
 @given(st.lists(st.text(max_size=30), max_size=4))
+@example(["x=nan"])
+@example(["x=1", "x=2"])
+@example([f"x={DIGITS_401}"])
 def test_any_set_text_gives_finite_values_or_a_usage_error(items: list[str]) -> None:
     try:
         values = parse_assignments(items)
