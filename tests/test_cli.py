@@ -19,14 +19,13 @@ from tinygrad_edu.datasets import MNIST_SHA256
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.runtime import blas_threads, set_blas_threads
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
-
-@pytest.fixture(autouse=True)
-def mnist_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the loader at ../shared/data/mnist when present (else it fetches the data)."""
-    if MNIST_DIR.is_dir():
-        monkeypatch.setenv("TINYGRAD_EDU_DATA", str(MNIST_DIR))
+@pytest.fixture
+def mnist_env(monkeypatch: pytest.MonkeyPatch, real_mnist_dir: Path) -> Path:
+    """Point the loader at the real MNIST (conftest: ../shared, or fetched once into the
+    user cache); only the tests that train ask for it."""
+    monkeypatch.setenv("TINYGRAD_EDU_DATA", str(real_mnist_dir))
+    return real_mnist_dir
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -112,9 +111,10 @@ def test_unwritable_checkpoint_is_a_one_line_error(
     blocker.write_text("not a directory")
     code, _, err = _run_main(["train", "--model", "mlp", "--epochs", "1", "--limit", "200",
                               "--no-progress", "--out", str(blocker / "m.npz")], capsys)
-    assert code == 1
+    assert code == 2  # found before the data is loaded or an epoch is trained
     (error,) = _error_lines(err)
-    assert "cannot write the checkpoint" in error
+    assert f"--out {blocker / 'm.npz'}: {blocker} is not a folder" in error
+    assert "MNIST" not in err
 
 
 def test_eval_of_a_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -131,7 +131,8 @@ def test_eval_of_a_corrupt_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    mnist_env: Path,
 ) -> None:
     real = F.cross_entropy
     calls = {"n": 0}
@@ -161,9 +162,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    if MNIST_DIR.is_dir():
-        env["TINYGRAD_EDU_DATA"] = str(MNIST_DIR)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # TINYGRAD_EDU_DATA from mnist_env
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=300, check=False)
 
@@ -172,7 +171,7 @@ def _python_m(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return _python("-m", "tinygrad_edu", *args, cwd=cwd)
 
 
-def test_train_then_eval_end_to_end(tmp_path: Path) -> None:
+def test_train_then_eval_end_to_end(tmp_path: Path, mnist_env: Path) -> None:
     train = _python_m("train", "--model", "mlp", "--epochs", "1", "--limit", "2000",
                       "--no-progress", "--out", "ck/mlp.npz", cwd=tmp_path)
     assert train.returncode == 0, train.stderr
@@ -195,7 +194,8 @@ def test_train_then_eval_end_to_end(tmp_path: Path) -> None:
 
 
 def test_default_checkpoint_path_and_same_seed_same_numbers(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    mnist_env: Path,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     argv = ["train", "--model", "mlp", "--epochs", "2", "--limit", "600", "--no-progress"]
@@ -213,7 +213,7 @@ def test_default_checkpoint_path_and_same_seed_same_numbers(
 
 @pytest.mark.parametrize(("script", "limit"), [("train_mnist_mlp.py", "3000"),
                                                ("train_mnist_cnn.py", "320")])
-def test_examples_run(script: str, limit: str, tmp_path: Path) -> None:
+def test_examples_run(script: str, limit: str, tmp_path: Path, mnist_env: Path) -> None:
     done = _python(str(EXAMPLES / script), "--epochs", "1", "--limit", limit, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     match = re.search(r"epoch 1: last loss [\d.]+, test accuracy ([\d.]+)%", done.stdout)

@@ -23,8 +23,6 @@ from tinygrad_edu.train import (
     train_epoch,
 )
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-
 #: The short real run (the first 6,000 training images, two epochs of SGD with momentum,
 #: batch 32) must reach this accuracy on the first 2,000 test images.  Seeds 0-5 measure
 #: 89.3-91.1% (seed 0: 90.4%), so 87% leaves a margin of more than two points.
@@ -42,12 +40,9 @@ def one_blas_thread():
 
 
 @pytest.fixture(scope="module")
-def mnist() -> tuple[np.ndarray, ...]:
-    """The real MNIST (from ../shared/data/mnist when present, else the loader fetches it)."""
-    with pytest.MonkeyPatch.context() as mp:
-        if MNIST_DIR.is_dir():
-            mp.setenv("TINYGRAD_EDU_DATA", str(MNIST_DIR))
-        return load_mnist()
+def mnist(real_mnist_dir: Path) -> tuple[np.ndarray, ...]:
+    """The real MNIST (conftest: ../shared/data/mnist, or fetched once into the user cache)."""
+    return load_mnist(real_mnist_dir, download=False)
 
 
 def _mlp_data(mnist: tuple[np.ndarray, ...], n_train: int, n_test: int) -> tuple:

@@ -7,14 +7,23 @@ arguments and returns the exit code.
 * :mod:`.train` -- ``train`` and ``eval``;
 * :mod:`.data` -- ``data``;
 * :mod:`.graph` -- ``explain`` and ``graph``;
-* :mod:`.common` -- what they share: the one-line error, the positive-number parsers.
+* :mod:`.common` -- what they share: the one-line error, the number parsers, the output
+  path checks.
+
+Whatever goes wrong ends in one line on stderr and a non-zero exit: 1 for a failure while
+working, 2 for bad arguments, 130 for Ctrl-C and 143 for SIGTERM (files being written are
+left complete or untouched: their temporary files are removed on the way out).
+``--debug`` shows the traceback of an unexpected error instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from .. import __version__
 from . import data, graph, train
@@ -32,22 +41,63 @@ def build_parser() -> argparse.ArgumentParser:
         description="Autograd you can read: train on MNIST, and watch backprop step by step.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an unexpected error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register_cli(subparsers)
+    for sub in subparsers.choices.values():  # also accepted after the command
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an unexpected error")
     return parser
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, so ``finally`` blocks (temporary files) run."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` instead of killing."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave the signal alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tinygrad-edu`` with ``argv`` (default: the process's arguments); return the exit
-    code (2 with the help on stderr when no command is given, 130 on Ctrl-C)."""
+    code: 2 with the help on stderr when no command is given, 1 with one line for any error
+    (the traceback with ``--debug``), 130 on Ctrl-C, 143 on SIGTERM."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    command = f"tinygrad-edu {args.command}"
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_raises():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{command}: terminated", file=sys.stderr)
+        return 143
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback unless asked
+        if args.debug:
+            traceback.print_exc()
+        else:
+            message = " ".join(str(exc).split()) or "(no message)"
+            print(f"{command}: error: {type(exc).__name__}: {message} "
+                  "(run with --debug for the traceback)", file=sys.stderr)
+        return 1

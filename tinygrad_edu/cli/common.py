@@ -1,12 +1,33 @@
-"""What every ``tinygrad-edu`` command shares: the one-line error and the number parsers."""
+"""What every ``tinygrad-edu`` command shares: the one-line error, the number parsers, and the
+checks of output paths made before any work starts."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+from pathlib import Path
 
-__all__ = ["fail", "one_line", "positive_float", "positive_int"]
+__all__ = [
+    "UsageError",
+    "check_output_path",
+    "fail",
+    "finite_float",
+    "non_negative_float",
+    "non_negative_int",
+    "one_line",
+    "positive_float",
+    "positive_int",
+]
+
+#: Longest number text the parsers accept (a 401-digit number is refused by name, not
+#: turned into ``inf`` or an ``OverflowError``).
+MAX_NUMBER_TEXT = 40
+
+
+class UsageError(ValueError):
+    """Bad command-line input (exit code 2)."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -21,23 +42,80 @@ def fail(message: str, command: str | None = None, code: int = 1) -> int:
     return code
 
 
+def _shown(text: str) -> str:
+    """``text`` for an error message, cut to a readable length."""
+    return repr(text) if len(text) <= MAX_NUMBER_TEXT else f"{text[:12]!r}... ({len(text)} chars)"
+
+
+def _number(text: str, kind: type, what: str) -> float:
+    """``kind(text)`` for a short, finite number; else an ``ArgumentTypeError`` saying
+    ``what`` was expected."""
+    if len(text.strip()) > MAX_NUMBER_TEXT:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {_shown(text)} (too long)")
+    try:
+        value = kind(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {_shown(text)}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {_shown(text)} (not finite)")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    value = int(_number(text, int, "a positive integer"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(_number(text, int, "a non-negative integer"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: any finite number (``nan``, ``inf`` and 401-digit numbers refused)."""
+    return float(_number(text, float, "a finite number"))
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value > 0 or not math.isfinite(value):
+    value = float(_number(text, float, "a positive number"))
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = float(_number(text, float, "a non-negative finite number"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative finite number, got {text!r}")
+    return value
+
+
+def check_output_path(path: str | os.PathLike[str], option: str,
+                      create_parents: bool = False) -> Path:
+    """Check, before any work, that a file can be written at ``path``; raise
+    :class:`UsageError` naming ``option`` and the path otherwise.
+
+    The target must not be a directory; its folder must exist (or, with ``create_parents``,
+    its nearest existing ancestor must be a folder) and be writable.
+    """
+    target = Path(path)
+    if str(path) == "" or target.is_dir():
+        raise UsageError(f"{option} {str(path)!r} is a folder, not a file")
+    folder = target.parent
+    if not create_parents and not folder.is_dir():
+        raise UsageError(f"{option} {target}: the folder {folder} does not exist")
+    while not folder.exists():  # create_parents: the first folder that exists must be one
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {target}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {target}: the folder {folder} is not writable")
+    return target

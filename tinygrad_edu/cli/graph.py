@@ -11,6 +11,7 @@ Exit codes: 0 done, 1 rendering impossible (no Graphviz), 2 bad input.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,19 +21,19 @@ from ..viz.expression import ExpressionError, evaluate
 from ..viz.graph import GraphvizNotFound, draw_graph, save
 from ..viz.plot import write_activation_gallery
 from ..viz.stepper import write_stepper_html
-from .common import fail
+from .common import MAX_NUMBER_TEXT, UsageError, check_output_path, fail, one_line
 
 __all__ = ["UsageError", "parse_assignments", "register_cli", "run_explain", "run_graph"]
 
 EXAMPLES = ("neuron", "mlp", "expr", "mnist-mlp", "mnist-cnn")
 
 
-class UsageError(ValueError):
-    """Bad command-line input (exit code 2)."""
-
-
 def parse_assignments(items: Sequence[str] | None) -> dict[str, float]:
-    """``["x=2", "w=-3,b=6.88"]`` -> ``{"x": 2.0, "w": -3.0, "b": 6.88}``."""
+    """``["x=2", "w=-3,b=6.88"]`` -> ``{"x": 2.0, "w": -3.0, "b": 6.88}``.
+
+    A name given twice, a value that is not a short finite number, or an item without
+    ``=`` is a :class:`UsageError` naming it.
+    """
     values: dict[str, float] = {}
     for item in items or ():
         for part in item.split(","):
@@ -43,12 +44,20 @@ def parse_assignments(items: Sequence[str] | None) -> dict[str, float]:
             name = name.strip()
             if not sep or not name.isidentifier():
                 raise UsageError(f"--set expects NAME=NUMBER, got {part!r}")
+            if name in values:
+                raise UsageError(f"--set {name} given twice ({name}={values[name]:g} and "
+                                 f"{part})")
+            text = text.strip()
+            if len(text) > MAX_NUMBER_TEXT:
+                raise UsageError(f"--set {name}: {text[:12]!r}... ({len(text)} characters) "
+                                 "is not a usable number")
             try:
-                values[name] = float(text)
+                value = float(text)
             except ValueError:
-                raise UsageError(f"--set {name}: {text.strip()!r} is not a number") from None
-            if name in values and list(values).count(name) > 1:  # pragma: no cover
-                raise UsageError(f"--set {name} given twice")
+                raise UsageError(f"--set {name}: {text!r} is not a number") from None
+            if not math.isfinite(value):
+                raise UsageError(f"--set {name}: {text!r} is not a finite number")
+            values[name] = value
     return values
 
 
@@ -92,10 +101,17 @@ def register_cli(subparsers: Any) -> None:
 def run_explain(args: argparse.Namespace) -> int:
     """``tinygrad-edu explain``: print the steps; write --html/--svg/--json if asked."""
     try:
+        for option in ("svg", "html", "json"):
+            if getattr(args, option):
+                check_output_path(getattr(args, option), f"--{option}")
         root = evaluate(args.expression, parse_assignments(args.set))
     except (UsageError, ExpressionError) as exc:
         return fail(str(exc), code=2)
-    trace = explain_backward(root, print_steps=True)
+    try:
+        trace = explain_backward(root, print_steps=True)
+    except ArithmeticError as exc:
+        return fail(f"the backward pass of {args.expression!r} failed: "
+                    f"{type(exc).__name__}: {one_line(exc)}", "explain")
     try:
         if args.svg:
             print(f"wrote {save(draw_graph(root), args.svg)}")
@@ -132,6 +148,12 @@ def _example_graph(args: argparse.Namespace) -> Any:
 
 def run_graph(args: argparse.Namespace) -> int:
     """``tinygrad-edu graph``: render an example, or write the activation gallery."""
+    try:
+        for option, value in (("--activations", args.activations), ("-o", args.output)):
+            if value:
+                check_output_path(value, option)
+    except UsageError as exc:
+        return fail(str(exc), code=2)
     if args.activations:
         print(f"wrote {write_activation_gallery(args.activations)}")
         if not args.example:
@@ -149,6 +171,8 @@ def run_graph(args: argparse.Namespace) -> int:
         return fail(str(exc), code=2)
     except GraphvizNotFound as exc:
         return fail(str(exc), code=1)
+    except ArithmeticError as exc:
+        return fail(f"the backward pass failed: {type(exc).__name__}: {one_line(exc)}", "graph")
     except (ValueError, OSError) as exc:
         return fail(str(exc), code=2)
     return 0

@@ -4,13 +4,15 @@
 stops it with the last good checkpoint kept.  It owns its process, so it sets the
 process-wide knobs of :mod:`tinygrad_edu.runtime` (``--threads``, the allocator).
 ``eval`` rebuilds the model recorded in a checkpoint and prints its test accuracy.
-Exit codes: 0 done, 1 data, checkpoint or divergence error (one line), 2 bad arguments.
+Exit codes: 0 done, 1 data, checkpoint or divergence error (one line), 2 bad arguments or
+output path (checked before any work), 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,10 +23,12 @@ import numpy as np
 
 from .. import nn, optim, runtime
 from ..anomaly import AnomalyError, set_detect_anomaly
+from ..autograd import no_grad
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..datasets import DatasetError, load_mnist
 from ..models import build_model, model_names, prepare_inputs
 from ..registry import activation_ops
+from ..tensor import Tensor
 from ..train import (
     DEFAULTS,
     OPTIMIZERS,
@@ -35,7 +39,16 @@ from ..train import (
     format_epoch,
     make_optimizer,
 )
-from .common import fail, one_line, positive_float, positive_int
+from .common import (
+    UsageError,
+    check_output_path,
+    fail,
+    non_negative_float,
+    non_negative_int,
+    one_line,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["register_cli"]
 
@@ -73,18 +86,62 @@ def _rounded(values: dict[str, Any]) -> dict[str, Any]:
     return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in values.items()}
 
 
+#: Test images whose logits must be finite before an epoch's checkpoint is saved.
+_FINITE_CHECK_IMAGES = 2000
+
+
+def _check_finite_model(model: nn.Module, x_test: np.ndarray, epoch: int) -> None:
+    """Raise :class:`TrainingDiverged` unless every weight, and the logits of the first test
+    images, are finite: a diverged model is never saved as a success."""
+    for name, p in model.named_parameters():
+        if not np.isfinite(p.data).all():
+            raise TrainingDiverged(epoch, 0, float("nan"), what=f"weight {name!r}")
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad(), np.errstate(all="ignore"):
+            logits = model(Tensor(x_test[:_FINITE_CHECK_IMAGES])).data
+    finally:
+        model.train(was_training)
+    if not np.isfinite(logits).all():
+        bad = float(logits[~np.isfinite(logits)].flat[0])
+        raise TrainingDiverged(epoch, 0, bad, what="a logit of the test images")
+
+
 def _epoch_saver(args: argparse.Namespace, model: nn.Module, settings: dict[str, Any],
-                 state: dict[str, Any]) -> Callable[[EpochResult], None]:
-    """The per-epoch callback of ``train``: print the epoch line, save the checkpoint."""
+                 state: dict[str, Any],
+                 x_test: np.ndarray | None = None) -> Callable[[EpochResult], None]:
+    """The per-epoch callback of ``train``: print the epoch line, check the model is finite,
+    save the checkpoint."""
 
     def on_epoch(result: EpochResult) -> None:
         print(format_epoch(result, settings["epochs"]), flush=True)
+        if x_test is not None:
+            _check_finite_model(model, x_test, result.epoch)
         meta = {**settings, "seed": args.seed, "limit": args.limit, **_rounded(asdict(result)),
                 "activation": args.activation}
         save_checkpoint(args.out, model, meta)
         state["saved_epoch"] = result.epoch
 
     return on_epoch
+
+
+def _available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads(requested: int) -> int:
+    """``--threads``, capped at the available cores (with a note on stderr)."""
+    cores = _available_cores()
+    if requested > cores:
+        print(f"tinygrad-edu train: note: --threads {requested} capped at the {cores} "
+              "available cores", file=sys.stderr)
+        return cores
+    return requested
 
 
 def _grad_norm_logger(model: nn.Module, on_epoch: Callable[[EpochResult], None]
@@ -104,10 +161,14 @@ def _train_command(args: argparse.Namespace) -> int:
     """Run ``tinygrad-edu train``; return the exit code."""
     if args.out is None:
         args.out = f"checkpoints/mnist-{args.model}.npz"
+    try:  # every argument and output path is checked before the data is loaded
+        check_output_path(args.out, "--out", create_parents=True)
+    except UsageError as exc:
+        return fail(str(exc), "train", code=2)
     settings = _resolve(args)
     wall = time.perf_counter()
     if args.threads > 0:
-        runtime.set_blas_threads(args.threads)
+        runtime.set_blas_threads(_threads(args.threads))
     runtime.apply_memory_default()  # this command owns its process: reuse freed memory
     try:
         data = _load_data(args.data, args.model, args.limit)
@@ -125,7 +186,7 @@ def _train_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     state: dict[str, Any] = {"saved_epoch": None}
-    on_epoch = _epoch_saver(args, model, settings, state)
+    on_epoch = _epoch_saver(args, model, settings, state, data[2])
     if args.log_grad_norms:
         on_epoch = _grad_norm_logger(model, on_epoch)
     try:
@@ -203,11 +264,11 @@ def _add_train_parser(subparsers: Any) -> None:
     p.add_argument("--lr", type=positive_float, metavar="F",
                    help=f"initial learning rate, annealed by a cosine ({_per_model('lr')})")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"({_per_model('optimizer')})")
-    p.add_argument("--momentum", type=float, metavar="F",
+    p.add_argument("--momentum", type=non_negative_float, metavar="F",
                    help=f"SGD momentum ({_per_model('momentum')})")
-    p.add_argument("--weight-decay", type=float, metavar="F",
+    p.add_argument("--weight-decay", type=non_negative_float, metavar="F",
                    help=f"L2 (sgd, adam) or decoupled (adamw) ({_per_model('weight_decay')})")
-    p.add_argument("--seed", type=int, metavar="N", default=0,
+    p.add_argument("--seed", type=non_negative_int, metavar="N", default=0,
                    help="drives initialisation, shuffling and dropout (default: 0)")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="MNIST directory (default: $TINYGRAD_EDU_DATA, then the user cache, "
@@ -217,10 +278,10 @@ def _add_train_parser(subparsers: Any) -> None:
                         "checkpoints/mnist-MODEL.npz)")
     p.add_argument("--limit", type=positive_int, metavar="N", default=None,
                    help="train on the first N images only (quick runs)")
-    p.add_argument("--threads", type=int, metavar="N", default=1,
-                   help="BLAS threads for numpy's matrix products; 1 is fastest when the cores "
-                        "are shared and bit-reproducible; 0 keeps the library's default "
-                        "(default: 1)")
+    p.add_argument("--threads", type=non_negative_int, metavar="N", default=1,
+                   help="BLAS threads for numpy's matrix products, at most the available "
+                        "cores; 1 is fastest when the cores are shared and bit-reproducible; "
+                        "0 keeps the library's default (default: 1)")
     p.add_argument("--detect-anomaly", action="store_true",
                    help="stop at the first op whose result or gradient is NaN/inf, naming it "
                         "and where it was made (several times slower)")

@@ -151,12 +151,76 @@ def encode_idx(array: np.ndarray) -> bytes:
     return header + body
 
 
-def read_decompressed(path: Path) -> bytes:
-    """Read ``path``, gunzipping it when it starts with the gzip magic."""
+#: Largest decompressed IDX file read (MNIST's largest is 47,040,016 bytes).
+MAX_IDX_BYTES = 64 * 1024 * 1024
+
+
+def _declared_size(head: bytes, source: str) -> int:
+    """The exact file size an IDX header promises (magic and dimensions checked first)."""
+    if len(head) < 4:
+        raise DatasetError(f"{source}: truncated header: {len(head)} bytes, expected at least 4")
+    if head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES or head[3] == 0:
+        parse_idx(head, source)  # raises the precise header error
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        parse_idx(head, source)
+    dims = struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim])
+    return 4 + 4 * ndim + math.prod(dims) * _IDX_DTYPES[head[2]].itemsize
+
+
+def _read_at_most(handle: Any, head: bytes, size: int) -> bytearray:
+    """``head`` followed by at most ``size - len(head)`` more bytes of ``handle``, read into
+    one preallocated buffer (no second copy of a large file)."""
+    buffer = bytearray(size)
+    buffer[:len(head)] = head
+    filled = len(head)
+    while filled < size:
+        chunk = handle.read(min(1 << 20, size - filled))
+        if not chunk:
+            break
+        buffer[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    del buffer[filled:]
+    return buffer
+
+
+def read_decompressed(path: Path, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+    """Read the IDX file ``path`` (gunzipping it when it starts with the gzip magic), size
+    first: the header is read and checked, and the size it declares must be at most
+    ``max_bytes`` and, for a raw file, equal to the file's size, before the rest is read;
+    a gzip stream is decompressed only up to that size (plus one byte, to see trailing
+    data), so neither a sparse file nor a gzip bomb is ever read whole.
+    """
     try:
-        data = path.read_bytes()
-        if data[:2] == _GZIP_MAGIC:
-            data = gzip.decompress(data)
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            handle = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            head = handle.read(4)
+            if len(head) == 4 and head[:2] == b"\0\0" and head[3]:
+                head += handle.read(4 * head[3])
+            expected = _declared_size(head, str(path))
+            if not gzipped:
+                actual = os.fstat(raw.fileno()).st_size
+                if actual != expected:
+                    problem = "truncated data" if actual < expected else "trailing bytes"
+                    raise DatasetError(f"{path}: {problem}: the header declares {expected:,} "
+                                       f"bytes, the file has {actual:,}")
+            if expected > max_bytes:
+                raise DatasetError(f"{path}: header declares {expected:,} bytes, more than the "
+                                   f"{max_bytes:,} an IDX file may have here")
+            data = _read_at_most(handle, head, expected + 1)
+            if len(data) > expected:  # say how long the stream is, reading at most the cap
+                total = len(data)
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        break
+                dims = struct.unpack(f">{head[3]}I", head[4:])
+                shown = f"{total:,}" if total <= max_bytes else f"more than {max_bytes:,}"
+                raise DatasetError(f"{path}: trailing bytes: shape {dims} of "
+                                   f"{_IDX_DTYPES[head[2]].name} needs {expected} bytes, "
+                                   f"file has {shown}")
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read: {exc}") from exc
     return data

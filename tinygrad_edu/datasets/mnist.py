@@ -2,13 +2,18 @@
 
 The files are looked up, in order, in the directory passed as ``path``, the directory
 named by ``$TINYGRAD_EDU_DATA`` (:data:`DATA_ENV_VAR`), then the per-user cache
-(:func:`default_cache_dir`); each may be raw or gzipped, and its decompressed SHA-256 is
-always checked.  Only the cache is ever written to (:mod:`.fetch` fills it).
+(:func:`default_cache_dir`); each may be raw or gzipped (when both are there and one is
+bad, the good one is used), and its decompressed SHA-256 is always checked, after its header
+and size.  Only the cache is ever written to (:mod:`.fetch` fills it), and only files the
+loader wrote itself are ever deleted: a bad file anywhere else -- in ``--data``, in
+``$TINYGRAD_EDU_DATA``, or in a cache folder that is a link to someone's own folder -- is
+refused by name and kept.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,39 +76,81 @@ class Located:
     data: dict[str, bytes]  # canonical name -> verified decompressed bytes
 
 
+def _candidates(directory: Path, name: str) -> list[Path]:
+    """The raw and ``.gz`` files of ``name`` in ``directory`` (raw first)."""
+    return [c for c in (directory / name, directory / f"{name}.gz") if c.is_file()]
+
+
 def _present_files(directory: Path) -> dict[str, Path]:
     """Map each canonical name to its raw or ``.gz`` file in ``directory``, if any."""
     found: dict[str, Path] = {}
     for name in _NAMES:
-        for candidate in (directory / name, directory / f"{name}.gz"):
-            if candidate.is_file():
-                found[name] = candidate
-                break
+        candidates = _candidates(directory, name)
+        if candidates:
+            found[name] = candidates[0]
     return found
 
 
 def _read_verified(name: str, path: Path) -> bytes:
-    """The decompressed bytes of ``path`` once they match the digest pinned for ``name``."""
+    """The decompressed bytes of ``path`` once header, size and digest match ``name``'s."""
     data = read_decompressed(path)
     check_mnist_file(name, data, str(path))
     return data
 
 
-def _verify_files(files: dict[str, Path]) -> dict[str, bytes]:
-    """Read and hash-check each file; return the verified decompressed bytes."""
-    return {name: _read_verified(name, path) for name, path in files.items()}
-
-
-def _verified_or_removed(files: dict[str, Path]) -> dict[str, bytes]:
-    """Verify cached files; a corrupt one (damaged outside this loader) is deleted, so the
-    cache never keeps it and it is fetched again, and the deletion is reported on stderr."""
-    verified: dict[str, bytes] = {}
-    for name, path in files.items():
+def _read_first_good(name: str, directory: Path) -> tuple[Path, bytes]:
+    """The first of ``name``'s raw/``.gz`` files in ``directory`` that verifies; the first
+    file's error when none does."""
+    errors: list[DatasetError] = []
+    for path in _candidates(directory, name):
         try:
-            verified[name] = _read_verified(name, path)
+            return path, _read_verified(name, path)
         except DatasetError as exc:
-            log(True, f"removing corrupt cached file ({exc})")
-            remove_quietly(path)
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    raise DatasetError(f"{directory}: no {name} file")
+
+
+def _verify_dir(directory: Path) -> tuple[dict[str, Path], dict[str, bytes]]:
+    """Read and check each canonical file of a user's directory (nothing is deleted)."""
+    files: dict[str, Path] = {}
+    data: dict[str, bytes] = {}
+    for name in _NAMES:
+        files[name], data[name] = _read_first_good(name, directory)
+    return files, data
+
+
+def _loader_owns(path: Path, cache: Path) -> bool:
+    """True when ``path`` can only be a file this loader wrote: a canonical raw name (the
+    loader never writes ``.gz``), a regular file with one link, in the cache folder whose own
+    two levels (``tinygrad_edu/mnist``, which the loader creates) are real folders, not links
+    (links higher up, such as a home folder on another disk, are the system's layout)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    own_folders = (cache, cache.parent)
+    return (path.name in _NAMES and path.parent == cache and stat.S_ISREG(info.st_mode)
+            and info.st_nlink == 1 and not any(os.path.islink(d) for d in own_folders))
+
+
+def _verified_or_removed(cache: Path) -> dict[str, tuple[Path, bytes]]:
+    """Verify the cached files.  A corrupt one the loader wrote itself (damaged since) is
+    deleted, so it is fetched again, and the deletion is reported on stderr; any other
+    corrupt file is refused by name and kept."""
+    verified: dict[str, tuple[Path, bytes]] = {}
+    for name in _NAMES:
+        for path in _candidates(cache, name):
+            try:
+                verified[name] = path, _read_verified(name, path)
+                break
+            except DatasetError as exc:
+                if not _loader_owns(path, cache):
+                    raise DatasetError(f"{exc} (kept: {path} was not written by this loader, "
+                                       "so it is not deleted; fix or remove it)") from exc
+                log(True, f"removing corrupt cached file ({exc})")
+                remove_quietly(path)
     return verified
 
 
@@ -138,22 +185,23 @@ def locate(path: str | os.PathLike[str] | None, download: bool, verbose: bool) -
         present = _present_files(directory)
         if len(present) == len(_NAMES):
             log(verbose, f"verifying MNIST in {directory} ({label})")
-            return Located(directory, present, _verify_files(present))
+            return Located(directory, *_verify_dir(directory))
         searched.append(_missing_text(directory, present))
         log(verbose, f"{label} {searched[-1]}: falling through to the cache {cache}")
     log(verbose, f"verifying MNIST in {cache} (cache)")
-    verified = _verified_or_removed(_present_files(cache))
+    found = _verified_or_removed(cache)
+    files = {name: path for name, (path, _) in found.items()}
+    verified = {name: data for name, (_, data) in found.items()}
     missing = [name for name in _NAMES if name not in verified]
     if missing and download:
         download_into_cache(cache, missing, verbose)
-        verified.update(_verify_files({n: p for n, p in _present_files(cache).items()
-                                       if n in missing}))
-    present = _present_files(cache)
+        for name in missing:
+            files[name], verified[name] = _read_first_good(name, cache)
     if len(verified) != len(_NAMES):
-        searched.append(_missing_text(cache, {n: present[n] for n in verified}))
+        searched.append(_missing_text(cache, files))
         hint = "" if download else "; download disabled"
         raise DatasetError(f"MNIST not found: searched {'; '.join(searched)}{hint}")
-    return Located(cache, present, verified)
+    return Located(cache, {n: files[n] for n in _NAMES}, {n: verified[n] for n in _NAMES})
 
 
 def find_mnist(

@@ -158,8 +158,13 @@ class _Validator:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(f"constant {value!r} is not allowed: only numbers are", node)
-        if not math.isfinite(float(value)):
-            raise self.fail(f"constant {value!r} is not a finite number", node)
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # an int beyond float's range, e.g. 401 digits
+            finite = False
+        if not finite:
+            shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:12]}..."
+            raise self.fail(f"constant {shown} is not a finite number", node)
 
     def check_call(self, node: ast.Call, depth: int) -> None:
         func = node.func
