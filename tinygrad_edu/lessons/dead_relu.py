@@ -102,7 +102,8 @@ def run(fast: bool = False, out: str | os.PathLike[str] = "lessons-out", data: A
             ax1.plot(steps, [100 * s["negative"] for s in stats], linestyle=":",
                      color=line.get_color(), label=f"{name}: negative for all inputs")
         ax2.plot(steps, [100 * s["zeros"] for s in stats], label=name, color=line.get_color())
-    ax1.set_title("Hidden units outputting 0 for every probe image")
+    ax1.set_title("Hidden units outputting 0 for every probe image\n"
+                  "(Leaky ReLU and ELU: never; their lines lie on 0)", fontsize=10)
     ax1.set_xlabel("training step")
     ax1.set_ylabel("% of hidden units")
     ax1.legend(fontsize=7)

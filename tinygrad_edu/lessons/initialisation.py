@@ -96,6 +96,7 @@ def run(fast: bool = False, out: str | os.PathLike[str] = "lessons-out", data: A
     for name, s in stats.items():
         ax.semilogy(layers, s["std"], marker="o", ms=3, label=name)
     ax.set_xlabel("layer")
+    ax.set_xticks(range(1, DEPTH + 1, 2))
     ax.set_ylabel("std of activations (log scale)")
     ax.set_title("Signal scale through the net")
     ax.grid(alpha=0.3, which="both")
@@ -106,11 +107,12 @@ def run(fast: bool = False, out: str | os.PathLike[str] = "lessons-out", data: A
         ax.plot(layers, [100 * v for v in s[key]], marker="o", ms=3,
                 label=f"{name}: {key}", linestyle="--" if key == "saturated" else "-")
     ax.set_xlabel("layer")
+    ax.set_xticks(range(1, DEPTH + 1, 2))
     ax.set_ylabel("% of units")
     ax.set_title(f"ReLU: alive (output > {ALIVE}); tanh: saturated (|a| > 0.99)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(-2, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center right", bbox_to_anchor=(1.0, 0.72))
     return LessonResult(
         "init", "He keeps ReLU activations alive through depth, Xavier suits tanh; a 0.1 bias "
         "makes more ReLU units active", table, [save_figure(fig, out, "init.png")],

@@ -67,6 +67,7 @@ def _plot(accs: dict[str, list[float]], net_out: np.ndarray, map_out: np.ndarray
         ax.plot(range(1, len(series) + 1), [100 * a for a in series], marker="o",
                 label=name, color=colors[name])
     ax.set_xlabel("epoch")
+    ax.set_xticks(range(1, len(next(iter(accs.values()))) + 1))
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("MNIST, same budget")
     ax.grid(alpha=0.3)
