@@ -7,6 +7,7 @@ arguments and returns the exit code.
 * :mod:`.train` -- ``train`` and ``eval``;
 * :mod:`.data` -- ``data``;
 * :mod:`.graph` -- ``explain`` and ``graph``;
+* :mod:`.lesson` -- ``lesson`` (list the lessons, run one);
 * :mod:`.common` -- what they share: the one-line error, the number parsers, the output
   path checks.
 
@@ -26,12 +27,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from .. import __version__
-from . import data, graph, train
+from . import data, graph, lesson, train
 
 __all__ = ["build_parser", "main"]
 
 #: The command groups, in the order ``--help`` lists their subcommands.
-COMMAND_MODULES = (train, data, graph)
+COMMAND_MODULES = (train, data, graph, lesson)
 
 
 def build_parser() -> argparse.ArgumentParser:
