@@ -16,6 +16,7 @@ from typing import Any
 
 from . import nn, optim  # noqa: F401  (see above)
 from .autograd import Node, enable_grad, is_grad_enabled, no_grad
+from .higher_order import grad
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .registry import REGISTRY, activation_ops
 from .tensor import Tensor
@@ -55,6 +56,7 @@ __all__ = [
     "draw_graph",
     "enable_grad",
     "explain_backward",
+    "grad",
     "is_grad_enabled",
     "mse_loss",
     "nll_loss",

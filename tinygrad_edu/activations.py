@@ -184,6 +184,9 @@ class softmax:
         y = node.data
         return (y * (g - (g * y).sum(axis=node.ctx, keepdims=True)),)
 
+    def backward_graph(node, g):  # the output node y is reused, as in the backward
+        return (node * (g - (g * node).sum(axis=node.ctx, keepdims=True)),)
+
 
 @tensor_op(f="yᵢ = xᵢ − max x − ln Σⱼ e^(xⱼ − max x)", grads=("∂x = g − softmax(x) · Σ g",),
            category="activation", params={"axis": -1}, scalar=True)
@@ -199,3 +202,6 @@ class log_softmax:
 
     def backward(node, g):
         return (g - np.exp(node.data) * g.sum(axis=node.ctx, keepdims=True),)
+
+    def backward_graph(node, g):
+        return (g - node.exp() * g.sum(axis=node.ctx, keepdims=True),)

@@ -187,14 +187,25 @@ class Node:
         return order
 
     # ============================================================ backward
-    def backward(self, gradient: Any = None) -> None:
+    def backward(self, gradient: Any = None, create_graph: bool = False) -> None:
         """Backpropagate from this node: fill ``.grad`` of every node it depends on.
 
         ``gradient`` is d(something)/d(self); it defaults to 1 for a scalar.  Leaves'
         gradients accumulate across calls (see the module docstring); intermediates'
         are recomputed each call.  To see the pass step by step, run it through
         :func:`tinygrad_edu.viz.explain_backward` instead.
+
+        ``create_graph=True`` records the backward pass itself as a graph: every ``.grad``
+        then holds a *node* (a Value or Tensor with its own history, d self / d node as a
+        function of the inputs) instead of a number or array, so it can be differentiated
+        again (see :func:`tinygrad_edu.grad`).  A leaf's node gradient is added to what its
+        ``.grad`` held before (a number or array becomes a constant of the sum).
         """
+        if create_graph:
+            if Node.create_graph_hook is None:
+                raise RuntimeError("backward(create_graph=True): import tinygrad_edu first")
+            Node.create_graph_hook(self, gradient)
+            return
         self.run_backward(gradient)
 
     def run_backward(self, gradient: Any = None, on_edge: Callable | None = None) -> None:
@@ -223,6 +234,27 @@ class Node:
     def zero_grad(self) -> None:
         """Forget this node's gradient (0.0 for a Value, None for a Tensor)."""
         self.grad = self._GRAD_INIT
+
+    #: The backward pass recorded as a graph (``backward(create_graph=True)``):
+    #: ``create_graph_hook(node, gradient)``.  It builds nodes through the registry, which
+    #: this module never imports, so :mod:`tinygrad_edu.higher_order` puts it here.
+    create_graph_hook: ClassVar[Callable[[Node, Any], None] | None] = None
+
+    # ============================================================ comparisons
+    # Comparing nodes compares their data and gives plain bools (bool arrays): a comparison
+    # has no gradient.  The local gradients use them (``m.where(x > 0, ...)``) when they
+    # are evaluated on nodes to build a backward graph (higher_order.py).
+    def __lt__(self, other: Any) -> Any:
+        return self.data < (other.data if isinstance(other, Node) else other)
+
+    def __le__(self, other: Any) -> Any:
+        return self.data <= (other.data if isinstance(other, Node) else other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self.data > (other.data if isinstance(other, Node) else other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self.data >= (other.data if isinstance(other, Node) else other)
 
     # ============================================================ notebooks
     #: How a notebook shows a node: ``display_hook(node) -> {mime type: content}``.  The

@@ -257,15 +257,21 @@ class TensorOp(Op):
     ``.data``; one whose ``.requires_grad`` is False needs no gradient) and the saved values
     in :attr:`node.ctx <tinygrad_edu.autograd.Node.ctx>`.  Each gradient it returns must
     have its input's shape.
+
+    ``backward_graph(node, g)`` (optional) is the same backward written in graph ops on
+    Tensors (``g`` and the parents are nodes): it is what ``create_graph=True`` runs, so
+    the gradient can be differentiated again (see :mod:`tinygrad_edu.higher_order`).
     """
 
     kind = "tensor"
 
-    def __init__(self, name: str, forward: Callable, backward: Callable, **kw: Any) -> None:
+    def __init__(self, name: str, forward: Callable, backward: Callable,
+                 backward_graph: Callable | None = None, **kw: Any) -> None:
         kw.setdefault("scalar", False)
         super().__init__(name, **kw)
         self.forward = forward
         self._backward = backward
+        self.backward_graph = backward_graph
 
     def __call__(self, *inputs: Any, **kwargs: Any):
         Tensor = _engine_for("array")
@@ -297,14 +303,17 @@ def _constant_or(fn: Any) -> Any:
 
 def _entry(kind: type, parts: tuple[str, ...], name: str | None, **kw: Any) -> Callable:
     """The class decorator that makes a registered ``kind`` entry out of the class's
-    ``parts`` (its functions, or the constant 1), named after the class by default."""
+    ``parts`` (its functions, or the constant 1), named after the class by default.
+    A tensor op's optional ``backward_graph`` is passed on when the class has one."""
 
     def build(cls: type) -> Op:
         ns = vars(cls)
+        extra = {"backward_graph": ns["backward_graph"]} if "backward_graph" in ns else {}
         return kind(
             name or cls.__name__,
             *(_constant_or(ns[part]) for part in parts),
             doc=cls.__doc__ or "",
+            **extra,
             **kw,
         )
 
@@ -350,7 +359,8 @@ def tensor_op(
     **kw: Any,
 ) -> Callable[[type], TensorOp]:
     """Class decorator: a class with ``forward(*arrays, **params) -> (y, ctx)`` and
-    ``backward(node, g) -> tuple`` becomes a registered :class:`TensorOp`."""
+    ``backward(node, g) -> tuple`` (and optionally ``backward_graph(node, g)``, the same in
+    graph ops, for higher-order gradients) becomes a registered :class:`TensorOp`."""
     return _entry(TensorOp, ("forward", "backward"), name, category=category, f_text=f,
                   grad_texts=grads, **kw)
 
