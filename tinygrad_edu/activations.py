@@ -19,8 +19,12 @@ from .registry import tensor_op, unary
 
 
 def _logistic(m, x):
-    """σ(x) = 1/(1 + e^{−x}) without overflow: only e^{−|x|} ∈ (0, 1] is ever computed."""
-    z = m.exp(-m.abs(x))
+    """σ(x) = 1/(1 + e^{−x}) without overflow: only e^{−|x|} ∈ (0, 1] is ever computed.
+
+    −|x| is written as ``where(x >= 0, −x, x)``, the same branches as the result's, so on
+    graph nodes (higher-order gradients) its derivative at 0 is the x ≥ 0 side's, not
+    sign(0) = 0."""
+    z = m.exp(m.where(x >= 0, -x, x))
     return m.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
 
 
