@@ -16,7 +16,7 @@ from typing import Any
 
 from . import nn, optim  # noqa: F401  (see above)
 from .autograd import Node, enable_grad, is_grad_enabled, no_grad
-from .higher_order import grad
+from .higher_order import derivative, grad
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .registry import REGISTRY, activation_ops
 from .tensor import Tensor
@@ -53,6 +53,7 @@ __all__ = [
     "activation_ops",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "derivative",
     "draw_graph",
     "enable_grad",
     "explain_backward",
