@@ -215,3 +215,15 @@ def test_plugin_gradgradcheck_fixture(pytester):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([("*gradgradcheck (the gradient of the gradient): gradcheck "
                                  "failed for input 0*analytic 0 vs numerical -10.2*")])
+
+
+def test_float32_stays_float32_through_a_second_order_pass():
+    from tinygrad_edu import cross_entropy, nn
+
+    model = nn.MLP([3, 4, 2], activation="gelu", rng=0)
+    x = Tensor(np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]], dtype=np.float32))
+    params = list(model.parameters())
+    g = grad(cross_entropy(model(x), [0, 1]), params, create_graph=True)
+    assert all(t.dtype == np.float32 and t.requires_grad for t in g)
+    hv = grad(g, params, grad_outputs=[np.ones(p.shape, np.float32) for p in params])
+    assert all(h.dtype == np.float32 and h.shape == p.shape for h, p in zip(hv, params))

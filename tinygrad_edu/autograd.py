@@ -199,7 +199,9 @@ class Node:
         then holds a *node* (a Value or Tensor with its own history, d self / d node as a
         function of the inputs) instead of a number or array, so it can be differentiated
         again (see :func:`tinygrad_edu.grad`).  A leaf's node gradient is added to what its
-        ``.grad`` held before (a number or array becomes a constant of the sum).
+        ``.grad`` held before (a number or array becomes a constant of the sum).  The
+        optimizers read arrays: take their step after a plain ``backward()`` (a gradient
+        penalty is built with :func:`tinygrad_edu.grad` and backpropagated normally).
         """
         if create_graph:
             if Node.create_graph_hook is None:
