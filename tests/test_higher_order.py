@@ -9,7 +9,7 @@ drawn case below, and a test fails when an entry has no second-order support or 
 
 Tolerances: eps = 1e-6, rtol = 1e-6, atol = 1e-7 (central differences of an analytic
 first derivative err by O(eps²) + O(1e-16/eps) ≈ 1e-10 here), so a 1e-4 relative error in
-a second derivative fails (``test_a_relative_error_of_1e-4_fails``).
+a second derivative fails (``test_a_relative_error_of_1e_4_or_a_missing_dependence_fails``).
 """
 
 from __future__ import annotations
