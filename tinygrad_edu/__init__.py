@@ -17,6 +17,7 @@ from typing import Any
 from . import nn, optim  # noqa: F401  (see above)
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .autograd import Node, enable_grad, is_grad_enabled, no_grad
+from .higher_order import derivative, grad
 from .hooks import HookError, RemovableHandle, retain_intermediate_grads
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .registry import REGISTRY, activation_ops
@@ -57,10 +58,12 @@ __all__ = [
     "activation_ops",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "derivative",
     "detect_anomaly",
     "draw_graph",
     "enable_grad",
     "explain_backward",
+    "grad",
     "is_anomaly_enabled",
     "is_grad_enabled",
     "mse_loss",

@@ -19,8 +19,12 @@ from .registry import tensor_op, unary
 
 
 def _logistic(m, x):
-    """σ(x) = 1/(1 + e^{−x}) without overflow: only e^{−|x|} ∈ (0, 1] is ever computed."""
-    z = m.exp(-m.abs(x))
+    """σ(x) = 1/(1 + e^{−x}) without overflow: only e^{−|x|} ∈ (0, 1] is ever computed.
+
+    −|x| is written as ``where(x >= 0, −x, x)``, the same branches as the result's, so on
+    graph nodes (higher-order gradients) its derivative at 0 is the x ≥ 0 side's, not
+    sign(0) = 0."""
+    z = m.exp(m.where(x >= 0, -x, x))
     return m.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
 
 
@@ -198,6 +202,9 @@ class softmax:
         y = node.data
         return (y * (g - (g * y).sum(axis=node.ctx, keepdims=True)),)
 
+    def backward_graph(node, g):  # the output node y is reused, as in the backward
+        return (node * (g - (g * node).sum(axis=node.ctx, keepdims=True)),)
+
 
 @tensor_op(f="yᵢ = xᵢ − max x − ln Σⱼ e^(xⱼ − max x)", grads=("∂x = g − softmax(x) · Σ g",),
            category="activation", params={"axis": -1}, scalar=True)
@@ -215,3 +222,6 @@ class log_softmax:
 
     def backward(node, g):
         return (g - np.exp(node.data) * g.sum(axis=node.ctx, keepdims=True),)
+
+    def backward_graph(node, g):
+        return (g - node.exp() * g.sum(axis=node.ctx, keepdims=True),)

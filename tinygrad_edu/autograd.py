@@ -223,14 +223,27 @@ class Node:
         return order
 
     # ============================================================ backward
-    def backward(self, gradient: Any = None) -> None:
+    def backward(self, gradient: Any = None, create_graph: bool = False) -> None:
         """Backpropagate from this node: fill ``.grad`` of every node it depends on.
 
         ``gradient`` is d(something)/d(self); it defaults to 1 for a scalar.  Leaves'
         gradients accumulate across calls (see the module docstring); intermediates'
         are recomputed each call.  To see the pass step by step, run it through
         :func:`tinygrad_edu.viz.explain_backward` instead.
+
+        ``create_graph=True`` records the backward pass itself as a graph: every ``.grad``
+        then holds a *node* (a Value or Tensor with its own history, d self / d node as a
+        function of the inputs) instead of a number or array, so it can be differentiated
+        again (see :func:`tinygrad_edu.grad`).  A leaf's node gradient is added to what its
+        ``.grad`` held before (a number or array becomes a constant of the sum).  The
+        optimizers read arrays: take their step after a plain ``backward()`` (a gradient
+        penalty is built with :func:`tinygrad_edu.grad` and backpropagated normally).
         """
+        if create_graph:
+            if Node.create_graph_hook is None:
+                raise RuntimeError("backward(create_graph=True): import tinygrad_edu first")
+            Node.create_graph_hook(self, gradient)
+            return
         self.run_backward(gradient)
 
     def run_backward(self, gradient: Any = None, on_edge: Callable | None = None) -> None:
@@ -269,6 +282,11 @@ class Node:
         """Keep this intermediate node's ``.grad`` even inside
         ``retain_intermediate_grads(False)`` (see :mod:`tinygrad_edu.hooks`)."""
         _hooks.retain_grad(self)
+
+    #: The backward pass recorded as a graph (``backward(create_graph=True)``):
+    #: ``create_graph_hook(node, gradient)``.  It builds nodes through the registry, which
+    #: this module never imports, so :mod:`tinygrad_edu.higher_order` puts it here.
+    create_graph_hook: ClassVar[Callable[[Node, Any], None] | None] = None
 
     # ============================================================ notebooks
     #: How a notebook shows a node: ``display_hook(node) -> {mime type: content}``.  The

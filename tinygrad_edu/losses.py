@@ -87,6 +87,13 @@ class _cross_entropy:
         grad *= g / n
         return (grad,)
 
+    def backward_graph(node, g):
+        (x,) = node.parents
+        labels, probs = node.ctx
+        onehot = np.zeros_like(probs)
+        onehot[np.arange(probs.shape[0]), labels] = 1.0
+        return ((x.softmax(axis=1) - onehot) * (g / float(probs.shape[0])),)
+
 
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
     """Mean cross-entropy between logits (N, C) and integer labels (N,) in [0, C); an empty
@@ -136,6 +143,12 @@ class _bce_with_logits:
         if t.requires_grad:
             gt = -x.data * (g / n)
         return gx, gt
+
+    def backward_graph(node, g):
+        x, t = node.parents
+        scale = g / float(x.data.size)
+        return (sigmoid(x) - t) * scale if x.requires_grad else None, \
+            -x * scale if t.requires_grad else None
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:

@@ -18,6 +18,7 @@ Rules the formulas follow so both backends stay exact and warning-free:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -151,3 +152,16 @@ def broadcastable(a: tuple, b: tuple) -> bool:
         return np.broadcast_shapes(a, b) is not None
     except ValueError:
         return False
+
+
+def checked_param(op: str, key: str, value: Any, default: Any) -> Any:
+    """A parameter checked against the kind of its default: a real number (not NaN, not
+    complex) for a float, a string for a string; other kinds are the op's to check."""
+    if default.__class__ is float:
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
+            raise TypeError(f"{op}: parameter {key} must be a real number, got "
+                            f"{type(value).__name__} {value!r:.40}")
+        return float(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise TypeError(f"{op}: parameter {key} must be a string, got {type(value).__name__}")
+    return value

@@ -12,9 +12,12 @@ inputs in ``node.parents`` and what ``forward`` saved in ``node.ctx``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .autograd import unbroadcast
+from .higher_order import sum_to
 from .registry import binary, tensor_op, unary
 
 # ============================================================ arithmetic (both engines)
@@ -162,6 +165,21 @@ class _abs:
         return m.sign(x)
 
 
+@unary(f="erf x = (2/√π) ∫₀ˣ e^(−t²) dt", df="(2/√π) · e^(−x²)", domain=(-3.0, 3.0))
+class erf:
+    """The error function (GELU's Gaussian CDF is ½(1 + erf(x/√2))): an op so that the
+    local gradients written with ``m.erf`` can be differentiated again."""
+
+    def f(m, x):
+        return m.erf(x)
+
+    def df(m, x, y):
+        return _TWO_OVER_SQRT_PI * m.exp(-(x * x))
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
 @unary(f="min(max(x, lo), hi)", df="1 if lo < x < hi else 0", params={"lo": -1.0, "hi": 1.0},
        kinks=(-1.0, 1.0), scalar=False)
 class clip:
@@ -206,6 +224,16 @@ def _check_nonempty(name: str, x: np.ndarray, axis) -> None:
                          f"axis {axis})")
 
 
+def _expand_node(g, shape: tuple, axis, keepdims: bool):
+    """Graph version of :func:`_expand` followed by broadcasting to ``shape``."""
+    if not keepdims:
+        axes = range(len(shape)) if axis is None else \
+            [a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)]
+        kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
+        g = reshape(g, shape=kept)
+    return broadcast_to(g, shape=shape)
+
+
 @tensor_op(f="Σ x over axis", grads=("∂x = g broadcast back over the summed axes",),
            category="reduce", params={"axis": None, "keepdims": False}, symbol="Σ", name="sum")
 class _sum:
@@ -219,6 +247,10 @@ class _sum:
         axis, keepdims = node.ctx
         shape = x.data.shape
         return (np.broadcast_to(_expand(g, shape, axis, keepdims), shape).copy(),)
+
+    def backward_graph(node, g):
+        axis, keepdims = node.ctx
+        return (_expand_node(g, node.parents[0].data.shape, axis, keepdims),)
 
 
 @tensor_op(f="(1/n) Σ x over axis", grads=("∂x = g / n broadcast back",), category="reduce",
@@ -237,6 +269,11 @@ class mean:
         g = _expand(g, shape, axis, keepdims) / _reduced_size(shape, axis)
         return (np.broadcast_to(g, shape).astype(x.data.dtype),)
 
+    def backward_graph(node, g):
+        axis, keepdims = node.ctx
+        shape = node.parents[0].data.shape
+        return (_expand_node(g, shape, axis, keepdims) / float(_reduced_size(shape, axis)),)
+
 
 @tensor_op(f="max x over axis", grads=("∂x = g at the maximum (split evenly between ties)",),
            category="reduce", params={"axis": None, "keepdims": False}, symbol="max", name="max")
@@ -248,13 +285,23 @@ class _max:
         return x.max(axis=axis, keepdims=keepdims), (axis, keepdims)
 
     def backward(node, g):
-        (x,) = node.parents
         axis, keepdims = node.ctx
-        shape = x.data.shape
-        y = _expand(node.data, shape, axis, keepdims)
-        mask = (x.data == y).astype(x.data.dtype)
-        mask /= mask.sum(axis=axis, keepdims=True)
-        return (mask * _expand(g, shape, axis, keepdims),)
+        shape = node.parents[0].data.shape
+        return (_max_mask(node) * _expand(g, shape, axis, keepdims),)
+
+    def backward_graph(node, g):  # the mask is a constant: max is piecewise linear
+        axis, keepdims = node.ctx
+        return (_expand_node(g, node.parents[0].data.shape, axis, keepdims) * _max_mask(node),)
+
+
+def _max_mask(node) -> np.ndarray:
+    """1/k at the k tied maxima of each reduced slice, 0 elsewhere."""
+    (x,) = node.parents
+    axis, keepdims = node.ctx
+    y = _expand(node.data, x.data.shape, axis, keepdims)
+    mask = (x.data == y).astype(x.data.dtype)
+    mask /= mask.sum(axis=axis, keepdims=True)
+    return mask
 
 
 # ============================================================ shape ops (tensor engine)
@@ -274,6 +321,9 @@ class reshape:
     def backward(node, g):
         return (g.reshape(node.parents[0].data.shape),)
 
+    def backward_graph(node, g):
+        return (reshape(g, shape=node.parents[0].data.shape),)
+
 
 @tensor_op(f="x with axes permuted", grads=("∂x = g permuted back (inverse permutation)",),
            category="shape", params={"axes": None}, symbol="transpose")
@@ -288,6 +338,10 @@ class transpose:
     def backward(node, g):
         axes = node.ctx
         return (g.transpose(None if axes is None else np.argsort(axes)),)
+
+    def backward_graph(node, g):
+        axes = node.ctx
+        return (transpose(g, axes=None if axes is None else tuple(np.argsort(axes))),)
 
 
 def _is_advanced(index) -> bool:
@@ -315,6 +369,46 @@ class getitem:
         else:
             out[index] = g
         return (out,)
+
+    def backward_graph(node, g):
+        return (index_add(g, index=node.ctx, shape=node.parents[0].data.shape),)
+
+
+# The adjoints the graph backwards need: not registry entries (register=False), each the
+# other's backward, so gradients of gradients go on to any order.
+@tensor_op(f="zeros(shape) with x added at [index]", grads=("∂x = G[index]",), category="shape",
+           params={"index": None, "shape": ()}, symbol="index_add", register=False)
+class index_add:
+    """The adjoint of ``getitem``: scatter x into zeros of ``shape`` (repeats accumulate)."""
+
+    def forward(x, index, shape):
+        out = np.zeros(shape, dtype=x.dtype)
+        if _is_advanced(index):
+            np.add.at(out, index, x)
+        else:
+            out[index] = x
+        return out, index
+
+    def backward(node, g):
+        return (np.array(g[node.ctx]),)
+
+    def backward_graph(node, g):
+        return (getitem(g, index=node.ctx),)
+
+
+@tensor_op(f="x broadcast to shape", grads=("∂x = G summed over the broadcast axes",),
+           category="shape", params={"shape": ()}, symbol="broadcast", register=False)
+class broadcast_to:
+    """numpy broadcasting as an op (a copy): its adjoint sums back."""
+
+    def forward(x, shape):
+        return np.broadcast_to(x, shape).copy(), None
+
+    def backward(node, g):
+        return (unbroadcast(g, node.parents[0].data.shape),)
+
+    def backward_graph(node, g):
+        return (sum_to(g, node.parents[0].data.shape),)
 
 
 # ============================================================ matmul
@@ -353,6 +447,29 @@ class matmul:
         ga = unbroadcast(g @ _swap(b2), a2.shape).reshape(a.shape) if pa.requires_grad else None
         gb = unbroadcast(_swap(a2) @ g, b2.shape).reshape(b.shape) if pb.requires_grad else None
         return ga, gb
+
+    def backward_graph(node, g):
+        """The same products in graph ops (1-D inputs as matrices, batch axes summed)."""
+        pa, pb = node.parents
+        a1, b1 = pa.data.ndim == 1, pb.data.ndim == 1
+        a2 = reshape(pa, shape=(1,) + pa.data.shape) if a1 else pa
+        b2 = reshape(pb, shape=pb.data.shape + (1,)) if b1 else pb
+        gshape = g.data.shape + ((1,) if b1 else ())
+        if a1:
+            gshape = gshape[:-1] + (1,) + gshape[-1:]
+        g2 = reshape(g, shape=gshape)
+        ga = gb = None
+        if pa.requires_grad:
+            ga = reshape(sum_to(matmul(g2, _swap_node(b2)), a2.data.shape), shape=pa.data.shape)
+        if pb.requires_grad:
+            gb = reshape(sum_to(matmul(_swap_node(a2), g2), b2.data.shape), shape=pb.data.shape)
+        return ga, gb
+
+
+def _swap_node(a):
+    axes = list(range(a.data.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return transpose(a, axes=tuple(axes))
 
 
 def _all_nonnegative(a) -> bool:

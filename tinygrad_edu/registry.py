@@ -45,15 +45,13 @@ parents' gradients: ``Unary``/``Binary`` compute upstream × :meth:`~Unary.local
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .autograd import Node
-from .numerics import broadcastable, ieee
+from .numerics import broadcastable, checked_param, ieee
 
 __all__ = [
     "ONE",
@@ -152,7 +150,7 @@ class Op:
             bound[key] = value
         for key, default in self.params.items():
             if bound[key] is not default:
-                bound[key] = _checked_param(self.name, key, bound[key], default)
+                bound[key] = checked_param(self.name, key, bound[key], default)
         return bound
 
     def local(self, node) -> tuple | None:
@@ -161,19 +159,6 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<{self.kind} op {self.name!r}: f = {self.f_text}>"
-
-
-def _checked_param(op: str, key: str, value: Any, default: Any) -> Any:
-    """A parameter checked against the kind of its default: a real number (not NaN, not
-    complex) for a float, a string for a string; other kinds are the op's to check."""
-    if default.__class__ is float:
-        if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
-            raise TypeError(f"{op}: parameter {key} must be a real number, got "
-                            f"{type(value).__name__} {value!r:.40}")
-        return float(value)
-    if isinstance(default, str) and not isinstance(value, str):
-        raise TypeError(f"{op}: parameter {key} must be a string, got {type(value).__name__}")
-    return value
 
 
 class Unary(Op):
@@ -289,15 +274,21 @@ class TensorOp(Op):
     have its input's shape, and be a new array or a view of ``g`` (never an array kept in
     ``ctx``): a leaf keeps it as its ``.grad`` (copied only when it may be shared with ``g``
     or another input).
+
+    ``backward_graph(node, g)`` (optional) is the same backward written in graph ops on
+    Tensors (``g`` and the parents are nodes): it is what ``create_graph=True`` runs, so
+    the gradient can be differentiated again (see :mod:`tinygrad_edu.higher_order`).
     """
 
     kind = "tensor"
 
-    def __init__(self, name: str, forward: Callable, backward: Callable, **kw: Any) -> None:
+    def __init__(self, name: str, forward: Callable, backward: Callable,
+                 backward_graph: Callable | None = None, **kw: Any) -> None:
         kw.setdefault("scalar", False)
         super().__init__(name, **kw)
         self.forward = forward
         self._backward = backward
+        self.backward_graph = backward_graph
 
     def __call__(self, *inputs: Any, **kwargs: Any):
         Tensor = _engine_for("array")
@@ -332,14 +323,17 @@ def _constant_or(fn: Any) -> Any:
 
 def _entry(kind: type, parts: tuple[str, ...], name: str | None, **kw: Any) -> Callable:
     """The class decorator that makes a registered ``kind`` entry out of the class's
-    ``parts`` (its functions, or the constant 1), named after the class by default."""
+    ``parts`` (its functions, or the constant 1), named after the class by default.
+    A tensor op's optional ``backward_graph`` is passed on when the class has one."""
 
     def build(cls: type) -> Op:
         ns = vars(cls)
+        extra = {"backward_graph": ns["backward_graph"]} if "backward_graph" in ns else {}
         return kind(
             name or cls.__name__,
             *(_constant_or(ns[part]) for part in parts),
             doc=cls.__doc__ or "",
+            **extra,
             **kw,
         )
 
@@ -385,7 +379,8 @@ def tensor_op(
     **kw: Any,
 ) -> Callable[[type], TensorOp]:
     """Class decorator: a class with ``forward(*arrays, **params) -> (y, ctx)`` and
-    ``backward(node, g) -> tuple`` becomes a registered :class:`TensorOp`."""
+    ``backward(node, g) -> tuple`` (and optionally ``backward_graph(node, g)``, the same in
+    graph ops, for higher-order gradients) becomes a registered :class:`TensorOp`."""
     return _entry(TensorOp, ("forward", "backward"), name, category=category, f_text=f,
                   grad_texts=grads, **kw)
 

@@ -176,7 +176,8 @@ class Value(Node):
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
-        return f"Value(data={_num(self.data)}, grad={_num(self.grad)}{label})"
+        grad = self.grad.data if isinstance(self.grad, Value) else self.grad  # create_graph
+        return f"Value(data={_num(self.data)}, grad={_num(grad)}{label})"
 
 
 def _compared(x: Any) -> float | None:

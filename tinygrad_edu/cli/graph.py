@@ -5,6 +5,8 @@ prints the backward pass step by step and writes the stepper page and the graph.
 ``tinygrad-edu graph neuron -o neuron.svg`` renders a built-in example (``neuron``, ``mlp``,
 ``expr``, and the layer view of one training step: ``mnist-mlp``, ``mnist-cnn``);
 ``tinygrad-edu graph --activations gallery.html`` writes the activation gallery.
+``tinygrad-edu graph --order 2 "tanh(x)"`` draws the graph of f′ (the backward pass of
+tanh recorded with ``create_graph=True``; its own backward gives f″).
 Exit codes: 0 done, 1 rendering impossible (no Graphviz), 2 bad input.
 """
 
@@ -15,9 +17,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..higher_order import grad
 from ..viz import examples
 from ..viz.explain import explain_backward
-from ..viz.expression import ExpressionError, evaluate
+from ..viz.expression import ExpressionError, evaluate, names, parse
 from ..viz.graph import GraphvizNotFound, draw_graph, save
 from ..viz.plot import write_activation_gallery
 from ..viz.stepper import write_stepper_html
@@ -83,9 +86,13 @@ def register_cli(subparsers: Any) -> None:
         "graph", help="render a computation graph (built-in example or expression)",
         description="Render a built-in example's computation graph, or the activation "
                     "gallery.")
-    graph.add_argument("example", nargs="?", choices=EXAMPLES,
+    graph.add_argument("example", nargs="?",
                        help="neuron (Values), mlp (Tensors), expr (--expr), or the layer "
-                            "view of one training step: mnist-mlp, mnist-cnn")
+                            "view of one training step: mnist-mlp, mnist-cnn; or an "
+                            'expression such as "tanh(x)" (unset names are 0.5)')
+    graph.add_argument("--order", type=int, default=1, metavar="N",
+                       help="draw the graph of the (N−1)-th derivative of the expression "
+                            "with respect to its first name (2: the graph of f′)")
     graph.add_argument("--expr", help="the expression for the 'expr' example")
     _add_set_option(graph)
     graph.add_argument("-o", "--output", metavar="PATH",
@@ -130,6 +137,10 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def _example_graph(args: argparse.Namespace) -> Any:
     """The Digraph of the chosen example."""
+    if args.example not in EXAMPLES:
+        return _derivative_graph(args)
+    if args.order != 1:
+        raise UsageError("--order goes with an expression, e.g. graph --order 2 'tanh(x)'")
     if args.example in ("mnist-mlp", "mnist-cnn"):
         return examples.network_step(args.example.split("-")[1])
     if args.example == "expr":
@@ -144,6 +155,30 @@ def _example_graph(args: argparse.Namespace) -> Any:
         make = examples.neuron if args.example == "neuron" else examples.mlp
         root = make(backward=not args.no_backward)
     return draw_graph(root, rankdir=args.rankdir)
+
+
+def _derivative_graph(args: argparse.Namespace) -> Any:
+    """The graph of the expression's (order − 1)-th derivative w.r.t. its first name, drawn
+    with the forward graph marked; after its backward the name's .grad is the next one."""
+    if args.order < 1:
+        raise UsageError(f"--order must be >= 1, got {args.order}")
+    if not any(c in args.example for c in "()+-*/"):
+        raise UsageError(f"unknown example {args.example!r} (choose from "
+                         f"{', '.join(EXAMPLES)}, or give an expression like 'tanh(x)')")
+    wanted = names(parse(args.example))
+    values = {n: 0.5 for n in wanted} | parse_assignments(args.set)
+    f = evaluate(args.example, values)
+    x = next(n for n in f.topological_order() if n.is_leaf and n.label == wanted[0])
+    node = f
+    for k in range(1, args.order):
+        (node,) = grad(node, x, create_graph=True)
+        node.label = f"d{k if k > 1 else ''}f/dx{k if k > 1 else ''}".replace("x", wanted[0])
+    if not args.no_backward:
+        node.backward()
+    title = f"f = {args.example}" if args.order == 1 else \
+        f"the graph of the derivative of order {args.order - 1} of f = {args.example}"
+    return draw_graph(node, rankdir=args.rankdir, title=title,
+                      forward=f if args.order > 1 else None)
 
 
 def run_graph(args: argparse.Namespace) -> int:

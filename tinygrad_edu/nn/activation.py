@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import unbroadcast
+from ..higher_order import sum_to
 from ..numerics import ARRAY
 from ..registry import REGISTRY, Op, activation_ops, tensor_op
 from ..tensor import Tensor
@@ -77,6 +78,16 @@ class prelu:
         if alpha.requires_grad:
             ga = g * (x.data - _LEAKY.f(ARRAY, x.data, 0.0))
             ga = unbroadcast(ga, a.shape).reshape(alpha.data.shape)
+        return gx, ga
+
+    def backward_graph(node, g):  # [x > 0] is a constant mask; α enters linearly
+        (x, alpha), a = node.parents, node.ctx
+        pos = (x.data > 0).astype(x.data.dtype)
+        gx = ga = None
+        if x.requires_grad:
+            gx = g * (pos + (1.0 - pos) * alpha.reshape(a.shape))
+        if alpha.requires_grad:
+            ga = sum_to(g * (x * (1.0 - pos)), a.shape).reshape(alpha.data.shape)
         return gx, ga
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..ops import index_add
 from ..registry import tensor_op
 from ..tensor import Tensor
 from . import init as _init
@@ -132,6 +133,29 @@ class conv2d:
         gb = _column_sums(g2) if parents[2].requires_grad else None
         return gx, gw, gb
 
+    def backward_graph(node, g):
+        """The same products in graph ops; the patch matrix is x gathered at constant
+        indices (zero where the padding is), so its adjoint scatters back (``index_add``)."""
+        parents = node.parents
+        x, w = parents[0], parents[1]
+        _, _, _, sh, sw, ph, pw = node.ctx
+        o, c, kh, kw = w.data.shape
+        n, _, ho, wo = g.data.shape
+        g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
+        index, inside = col_index(x.data.shape, kh, kw, sh, sw, ph, pw)
+        inside = inside.astype(x.data.dtype)
+        gx = gw = None
+        if w.requires_grad:  # X_colᵀ G, X_col = x[index]·inside (x as a node)
+            cols = x.reshape(-1)[index] * inside
+            gw = (cols.T @ g2).reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+        if x.requires_grad:  # G W_matᵀ scattered back onto x
+            wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
+            dcols = (g2 @ wmat.T) * inside
+            gx = index_add(dcols, index=index, shape=(x.data.size,)).reshape(x.data.shape)
+        if len(parents) == 2:
+            return gx, gw
+        return gx, gw, g2.sum(axis=0) if parents[2].requires_grad else None
+
 
 class Conv2d(Module):
     """2-D convolution: (N, in_channels, H, W) -> (N, out_channels, H', W') with
@@ -188,6 +212,24 @@ def patches(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
     s_n, s_h, s_w, s_c = xp.strides
     return as_strided(xp, (n, ho, wo, kh, kw, c), (s_n, s_h * sh, s_w * sw, s_h, s_w, s_c),
                       writeable=False)
+
+
+def col_index(shape: tuple, kh: int, kw: int, sh: int, sw: int, ph: int,
+              pw: int) -> tuple[np.ndarray, np.ndarray]:
+    """For x (N, C, H, W) flattened, the index of every entry of the patch matrix
+    (N·H'·W', kh·kw·C; columns ordered (u, v, c)) and a 0/1 mask that is 0 where the entry
+    lies in the zero padding (its index is clipped into x there).  Used by the graph
+    backwards of convolution and pooling."""
+    n, c, h, w = shape
+    ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    nn_, i, j, u, v, cc = np.ix_(range(n), range(ho), range(wo), range(kh), range(kw),
+                                 range(c))
+    rows, cols = sh * i + u - ph, sw * j + v - pw
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    flat = ((nn_ * c + cc) * h + np.clip(rows, 0, h - 1)) * w + np.clip(cols, 0, w - 1)
+    full = (n, ho, wo, kh, kw, c)
+    index = np.broadcast_to(flat, full).reshape(n * ho * wo, kh * kw * c)
+    return index, np.broadcast_to(inside, full).reshape(index.shape)
 
 
 def _padded_nhwc(x: np.ndarray, ph: int, pw: int) -> np.ndarray:

@@ -49,6 +49,10 @@ class dropout:
         mask = node.ctx
         return (g if mask is None else g * mask,)
 
+    def backward_graph(node, g):  # the same: the mask is a constant
+        mask = node.ctx
+        return (g if mask is None else g * mask,)
+
 
 class Dropout(Module):
     """Inverted dropout with probability ``p`` in training mode; the identity in eval mode.

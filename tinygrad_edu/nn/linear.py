@@ -59,6 +59,16 @@ class linear:
         gb = g2.sum(axis=0) if parents[2].requires_grad else None
         return gx, gw, gb
 
+    def backward_graph(node, g):
+        parents = node.parents
+        x, w = parents[0], parents[1]
+        g2 = g.reshape(-1, w.data.shape[0])
+        gx = g @ w if x.requires_grad else None
+        gw = g2.T @ x.reshape(-1, w.data.shape[1]) if w.requires_grad else None
+        if len(parents) == 2:
+            return gx, gw
+        return gx, gw, g2.sum(axis=0) if parents[2].requires_grad else None
+
 
 class Linear(Module):
     """Fully connected layer ``y = x Wᵀ + b`` with W of shape (out, in), b of shape (out,).

@@ -88,10 +88,10 @@ class batch_norm:
         inv = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
         xhat = centred * inv.reshape(shape)
         y = xhat * weight.reshape(shape) + bias.reshape(shape)
-        return y, (xhat, inv, axes, shape, training)
+        return y, (xhat, inv, axes, shape, training, eps)
 
     def backward(node, g):
-        (x, weight, bias), (xhat, inv, axes, shape, training) = node.parents, node.ctx
+        (x, weight, bias), (xhat, inv, axes, shape, training, _) = node.parents, node.ctx
         gb = g.sum(axis=axes)
         gw = (g * xhat).sum(axis=axes)
         gx = None
@@ -100,6 +100,28 @@ class batch_norm:
             if training:
                 m = g.size // g.shape[1]
                 gx = scale * (g - (gb / m).reshape(shape) - xhat * (gw / m).reshape(shape))
+            else:
+                gx = scale * g
+        return (gx, gw if weight.requires_grad else None, gb if bias.requires_grad else None)
+
+    def backward_graph(node, g):
+        """The same in graph ops; in training x̂ and 1/√(σ²+ε) are rebuilt from x as nodes."""
+        (x, weight, bias), (xhat, inv, axes, shape, training, eps) = node.parents, node.ctx
+        if training:
+            centred = x - x.mean(axis=axes, keepdims=True)
+            inv_node = ((centred * centred).mean(axis=axes, keepdims=True) + eps) ** -0.5
+            xh = centred * inv_node
+        else:  # x̂ = (x − running mean)·inv: its value, with the slope inv
+            inv_node = inv.reshape(shape)
+            xh = (x - x.data) * inv_node + xhat
+        gb = g.sum(axis=axes)
+        gw = (g * xh).sum(axis=axes)
+        gx = None
+        if x.requires_grad:
+            scale = weight.reshape(shape) * inv_node
+            if training:
+                m = float(g.data.size // g.data.shape[1])
+                gx = scale * (g - gb.reshape(shape) / m - xh * (gw.reshape(shape) / m))
             else:
                 gx = scale * g
         return (gx, gw if weight.requires_grad else None, gb if bias.requires_grad else None)

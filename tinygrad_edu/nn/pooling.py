@@ -17,9 +17,18 @@ from typing import Any
 
 import numpy as np
 
+from ..ops import broadcast_to, index_add
 from ..registry import tensor_op
 from ..tensor import Tensor
-from .conv import IntPair, checked_pair, conv_output_size, fmt_pair, pair, patches
+from .conv import (
+    IntPair,
+    checked_pair,
+    col_index,
+    conv_output_size,
+    fmt_pair,
+    pair,
+    patches,
+)
 from .module import Module, ShapeError
 
 __all__ = ["AvgPool2d", "MaxPool2d", "avg_pool2d", "max_pool2d"]
@@ -64,6 +73,18 @@ class max_pool2d:
         dxh = _route_to_argmax(g.transpose(0, 2, 3, 1), arg, xh.shape, kh, kw, sh, sw)
         return (dxh.transpose(0, 3, 1, 2),)
 
+    def backward_graph(node, g):
+        """G scattered onto each window's arg-max (constant indices): ``index_add``."""
+        arg, kh, kw, sh, sw = node.ctx
+        x = node.parents[0]
+        c = x.data.shape[1]
+        index, _ = col_index(x.data.shape, kh, kw, sh, sw, 0, 0)  # (N·H'·W', kh·kw·C)
+        winner = index.reshape(-1, kh * kw, c)[np.arange(arg.size // c)[:, None],
+                                               arg.reshape(-1, c), np.arange(c)]
+        flat = g.transpose(0, 2, 3, 1).reshape(-1)
+        return (index_add(flat, index=winner.reshape(-1), shape=(x.data.size,)).reshape(
+            x.data.shape),)
+
 
 @tensor_op(f="y[n,c,i,j] = (1/(kh·kw)) Σ_{u,v} x[n, c, s·i + u, s·j + v]",
            grads=("∂x = G / (kh·kw) spread over each window (summed where windows overlap)",),
@@ -86,6 +107,17 @@ class avg_pool2d:
         gh = g.transpose(0, 2, 3, 1) * np.asarray(1.0 / (kh * kw), dtype=g.dtype)
         dxh = _spread_over_windows(gh, xh.shape, kh, kw, sh, sw)
         return (dxh.transpose(0, 3, 1, 2),)
+
+    def backward_graph(node, g):
+        """G/(kh·kw) copied to every window position and scattered back (``index_add``)."""
+        kh, kw, sh, sw = node.ctx
+        x = node.parents[0]
+        n, c, ho, wo = g.data.shape
+        index, _ = col_index(x.data.shape, kh, kw, sh, sw, 0, 0)
+        share = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, 1, c) / float(kh * kw)
+        spread = broadcast_to(share, shape=(n * ho * wo, kh * kw, c)).reshape(-1)
+        return (index_add(spread, index=index.reshape(-1), shape=(x.data.size,)).reshape(
+            x.data.shape),)
 
 
 class _Pool2d(Module):

@@ -26,6 +26,9 @@ class flatten:
     def backward(node, g):
         return (g.reshape(node.parents[0].data.shape),)
 
+    def backward_graph(node, g):
+        return (g.reshape(node.parents[0].data.shape),)
+
 
 class Flatten(Module):
     """(N, C, H, W) -> (N, C·H·W): merge every axis from ``start_dim`` on."""
@@ -65,3 +68,8 @@ class pad:
         ph, pw = node.ctx
         h, w = g.shape[-2], g.shape[-1]
         return (g[..., ph:h - ph, pw:w - pw].copy(),)
+
+    def backward_graph(node, g):
+        ph, pw = node.ctx
+        h, w = g.shape[-2], g.shape[-1]
+        return (g[..., ph:h - ph, pw:w - pw],)

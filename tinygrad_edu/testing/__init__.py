@@ -16,11 +16,13 @@ from .gradcheck import (
     numerical_grad,
     numerical_jacobian,
 )
+from .gradgradcheck import gradgradcheck
 
 __all__ = [
     "GradcheckError",
     "analytic_jacobian",
     "gradcheck",
+    "gradgradcheck",
     "numerical_grad",
     "numerical_jacobian",
 ]

@@ -3,6 +3,8 @@ boilerplate.
 
 * the ``gradcheck`` fixture: ``gradcheck(fn, inputs, **tolerances)`` fails the test with
   the checker's message (input, element, analytic and numerical value) on a mismatch;
+* the ``gradgradcheck`` fixture: the same for second derivatives (the gradient of the
+  gradient, through ``create_graph=True``), with the same failure report;
 * the ``assert_gradients_match`` fixture: backpropagates ``fn(*inputs)`` and compares each
   input's ``.grad`` with the gradient you derived by hand, naming the input and element
   that differ;
@@ -27,6 +29,7 @@ import pytest
 
 from .gradcheck import GradcheckError
 from .gradcheck import gradcheck as _gradcheck
+from .gradgradcheck import gradgradcheck as _gradgradcheck
 
 PROFILE = "tinygrad-edu"
 
@@ -55,6 +58,22 @@ def gradcheck() -> Callable[..., bool]:
         except GradcheckError as exc:
             message = str(exc)
         pytest.fail(message, pytrace=False)  # outside ``except``: no chained traceback
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def gradgradcheck() -> Callable[..., bool]:
+    """``gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3)`` that
+    fails the test cleanly (see :func:`tinygrad_edu.testing.gradgradcheck`)."""
+
+    def check(fn: Callable, inputs, **options) -> bool:
+        __tracebackhide__ = True
+        try:
+            return _gradgradcheck(fn, inputs, **options)
+        except GradcheckError as exc:
+            message = str(exc)
+        pytest.fail(message, pytrace=False)
 
     return check
 

@@ -14,6 +14,10 @@ small, else min/mean/max); op nodes are small circles with the op's symbol; afte
 ``backward()`` every edge into an op carries the local gradient ∂out/∂in: its value for
 elementwise ops, the registry's formula for tensor ops (matmul, sum, softmax...).
 
+The graph of a gradient (``grad(y, x, create_graph=True)``) is drawn the same way; with
+``forward=y`` the nodes the chain rule made are coloured apart from the forward values
+they reuse.
+
 Only :func:`render_svg` and :func:`save` (to svg/png/pdf) need Graphviz's ``dot`` program;
 building the graph and its DOT source (``draw_graph(y).source``) never does.
 """
@@ -29,6 +33,7 @@ from typing import Any
 import graphviz
 import numpy as np
 
+from ..autograd import Node
 from . import _fmt
 
 __all__ = [
@@ -58,6 +63,8 @@ LEAF_FILL = "#dbeafe"  # inputs and parameters
 ROOT_FILL = "#dcfce7"  # the output backward started from
 INNER_FILL = "#f8fafc"
 OP_FILL = "#fde68a"
+CHAIN_FILL = "#ede9fe"  # values made by the backward pass (draw_graph(..., forward=y))
+CHAIN_OP_FILL = "#c4b5fd"
 EDGE_LABEL_COLOR = "#9a3412"
 
 
@@ -82,17 +89,24 @@ def _esc(text: str) -> str:
     return _RECORD_SPECIAL.sub(r"\\\1", text)
 
 
+def _grad_of(node: Any) -> Any:
+    """``node.grad`` as a number or array (after ``backward(create_graph=True)`` it is a
+    node: its data)."""
+    grad = node.grad
+    return grad.data if isinstance(grad, Node) else grad
+
+
 def _data_fields(node: Any, show_grad: bool) -> list[str]:
     """The record fields after the name: data and grad (and shape/dtype for tensors)."""
     data = node.data
     if not isinstance(data, np.ndarray):
         fields = [f"data {_fmt.num(data)}"]
         if show_grad:
-            fields.append(f"grad {_fmt.num(node.grad)}")
+            fields.append(f"grad {_fmt.num(_grad_of(node))}")
         return fields
     fields = [f"{_fmt.shape_text(data.shape)} {data.dtype}", f"data {_fmt.array_summary(data)}"]
     if show_grad:
-        grad = node.grad
+        grad = _grad_of(node)
         fields.append("grad —" if grad is None else f"grad {_fmt.array_summary(grad)}")
     return fields
 
@@ -110,7 +124,7 @@ def _record_label(name: str, node: Any, show_grad: bool, rankdir: str) -> str:
 
 def backward_ran(root: Any) -> bool:
     """Whether ``root.backward()`` has run (its gradient is set and non-zero)."""
-    grad = root.grad
+    grad = _grad_of(root)
     if grad is None:
         return False
     return bool(np.any(np.asarray(grad) != 0))
@@ -176,16 +190,18 @@ def _new_digraph(rankdir: str, format: str, title: str | None) -> graphviz.Digra
 
 
 def _add_value_node(dot: graphviz.Digraph, node: Any, root: Any, nid: str, name: str,
-                    show_grad: bool, rankdir: str) -> None:
+                    show_grad: bool, rankdir: str, chain: bool = False) -> None:
     fill = ROOT_FILL if node is root else (LEAF_FILL if node._op is None else INNER_FILL)
+    fill = CHAIN_FILL if chain and node is not root and node._op is not None else fill
     dot.node(nid, _record_label(name, node, show_grad, rankdir), shape="Mrecord", style="filled",
              fillcolor=fill, color="#334155", id=nid, tooltip=name)
 
 
-def _add_op_node(dot: graphviz.Digraph, node: Any, nid: str) -> None:
+def _add_op_node(dot: graphviz.Digraph, node: Any, nid: str, chain: bool = False) -> None:
     op = node._op
     shape = "circle" if len(op.symbol) <= 2 else "ellipse"
-    dot.node(f"{nid}_op", op.symbol, shape=shape, style="filled", fillcolor=OP_FILL,
+    dot.node(f"{nid}_op", op.symbol, shape=shape, style="filled",
+             fillcolor=CHAIN_OP_FILL if chain else OP_FILL,
              color="#92400e", fontsize="12", width="0.35", height="0.35", margin="0.02",
              id=f"{nid}_op", tooltip=f"{op.name}: f = {op.f_text}")
     dot.edge(f"{nid}_op", nid, id=f"{nid}_out")
@@ -198,6 +214,7 @@ def draw_graph(
     max_nodes: int = MAX_NODES,
     format: str = "svg",
     title: str | None = None,
+    forward: Any = None,
 ) -> graphviz.Digraph:
     """The computation graph of ``root`` (a Value or Tensor) as a ``graphviz.Digraph``.
 
@@ -206,13 +223,28 @@ def draw_graph(
     op.  Graphs with more than ``max_nodes`` values are summarised: the ``max_nodes`` values
     nearest the output are drawn and the rest collapse into one "… N more nodes" box.
     ``rankdir`` is Graphviz's layout direction ("LR" left to right, "TB" top to bottom).
+
+    ``forward`` (a node, or a list of nodes) marks a gradient's graph: the values and ops
+    of ``forward``'s graph are drawn as usual -- the forward values the backward pass
+    reuses -- and every other op, the ones the chain rule made, in violet, with a legend.
     """
     order = root.topological_order()
+    made = set()
+    if forward is not None:
+        reused = set()
+        for f in [forward] if isinstance(forward, Node) else list(forward):
+            reused.update(f.topological_order())
+        made = {n for n in order if n._op is not None and n not in reused}
     names, ids = _fmt.node_names(order), _fmt.node_ids(order)
     keep = set(order) if len(order) <= max_nodes else nearest_nodes(root, max_nodes)
     hidden = len(order) - len(keep)
     grads = show_grad and backward_ran(root)
     dot = _new_digraph(rankdir, format, title)
+    if forward is not None:
+        dot.node("legend", f"violet: the {len(made)} ops the chain rule made\\l"
+                 "yellow: the forward pass, whose values it reuses\\l", shape="note",
+                 style="filled", fillcolor="white", color="#64748b", fontsize="10",
+                 id="legend")
     if hidden:
         dot.node("summary", f"… {hidden} more nodes\n(the {len(keep)} nearest the output "
                  "are drawn)", shape="note", style="dashed", color="#64748b", id="summary")
@@ -220,9 +252,9 @@ def draw_graph(
         if node not in keep:
             continue
         nid = ids[node]
-        _add_value_node(dot, node, root, nid, names[node], show_grad, rankdir)
+        _add_value_node(dot, node, root, nid, names[node], show_grad, rankdir, node in made)
         if node._op is not None:
-            _add_op_node(dot, node, nid)
+            _add_op_node(dot, node, nid, node in made)
             _add_in_edges(dot, node, nid, keep, names, ids, grads)
     return dot
 
