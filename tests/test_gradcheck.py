@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from tinygrad_edu import REGISTRY, Tensor, Value, no_grad
+from tinygrad_edu import REGISTRY, Tensor, Value, no_grad, registry
 from tinygrad_edu.registry import tensor_op, unary
 from tinygrad_edu.testing import (
     GradcheckError,
@@ -284,8 +284,13 @@ def test_custom_op_recipe_works_in_both_engines(registry_sandbox):
     assert y.dtype == np.float32
 
 
-def test_registering_a_name_twice_raises_and_register_false_opts_out(registry_sandbox):
-    @unary(f="2x", df="2", name="double_for_test")
+def test_registering_a_name_twice_replaces_it_and_register_false_opts_out(registry_sandbox):
+    """A re-run notebook cell (or a second test file) defines the op again: the newest
+    definition is what the registry, the engines' methods and the nn modules use; whoever
+    holds the old op object keeps it."""
+    from tinygrad_edu import nn
+
+    @unary(f="2x", df="2", name="double_for_test", category="activation")
     class double:
         def f(m, x):
             return 2 * x
@@ -293,15 +298,29 @@ def test_registering_a_name_twice_raises_and_register_false_opts_out(registry_sa
         def df(m, x, y):
             return 2.0
 
-    with pytest.raises(ValueError, match="already registered"):
+    Value.double_for_test = registry.method_for(double)  # as register_engine would attach it
+    Tensor.double_for_test = registry.method_for(double)
+    try:
+        assert nn.DoubleForTest()(Tensor([1.0])).data[0] == 2.0
 
-        @unary(f="2x", df="2", name="double_for_test")
+        @unary(f="3x", df="3", name="double_for_test", category="activation")
         class double_again:
             def f(m, x):
-                return 2 * x
+                return 3 * x
 
             def df(m, x, y):
-                return 2.0
+                return 3.0
+
+        assert REGISTRY["double_for_test"] is double_again
+        assert Value(1.0).double_for_test().data == 3.0  # the method calls the newest
+        assert Tensor([1.0]).double_for_test().data[0] == 3.0
+        assert nn.DoubleForTest()(Tensor([1.0])).data[0] == 3.0  # and so does the module
+        assert nn.module_for("double_for_test")(Tensor([1.0])).data[0] == 3.0
+        assert double(Value(1.0)).data == 2.0  # the old object still is the old op
+        assert [op.name for op in registry.entries()].count("double_for_test") == 1
+    finally:
+        del Value.double_for_test, Tensor.double_for_test
+        nn.activation._GENERATED.pop("DoubleForTest", None)
 
     @unary(f="2x", df="2", name="double_for_test", register=False)
     class private_double:
@@ -311,7 +330,7 @@ def test_registering_a_name_twice_raises_and_register_false_opts_out(registry_sa
         def df(m, x, y):
             return 2.0
 
-    assert REGISTRY["double_for_test"] is double and private_double is not double
+    assert REGISTRY["double_for_test"] is double_again and private_double is not double
     assert gradcheck(private_double, [Value(1.0)])
 
 

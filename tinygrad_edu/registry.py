@@ -122,10 +122,11 @@ class Op:
         self.kinks = kinks
         self.scalar = scalar
         self.__doc__ = self._compose_doc(doc)
-        if register:
-            if name in REGISTRY:
-                raise ValueError(f"an op named {name!r} is already registered")
+        if register:  # a second definition of a name replaces the first (see _replace)
+            old = REGISTRY.get(name)
             REGISTRY[name] = self
+            if old is not None:
+                _replace(old, self)
 
     def _compose_doc(self, doc: str) -> str:
         lines = [inspect.cleandoc(doc) if doc else self.name, "", f"    f = {self.f_text}"]
@@ -443,6 +444,7 @@ def method_for(op: Op) -> Callable:
 
     method.__name__ = method.__qualname__ = op.name
     method.__doc__ = op.__doc__
+    method._registry_op = op  # type: ignore[attr-defined]  # which entry it calls
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [self_param]
@@ -452,6 +454,15 @@ def method_for(op: Op) -> Callable:
         ]
     )
     return method
+
+
+def _replace(old: Op, new: Op) -> None:
+    """A name defined again (a re-run notebook cell, a second test file): the newest entry
+    is the one the engines' methods (and the generated ``nn`` modules, made on next use)
+    call.  Code that holds the old op object keeps using it."""
+    for cls in ENGINES:
+        if getattr(cls.__dict__.get(old.name), "_registry_op", None) is old:
+            setattr(cls, old.name, method_for(new))
 
 
 def attach_methods(cls: type, categories: tuple[str, ...], scalar_only: bool) -> None:
