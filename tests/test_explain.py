@@ -94,15 +94,19 @@ def test_same_gradients_as_plain_backward() -> None:
         assert p.grad == t.grad
 
 
-def test_explain_backward_returns_and_prints(capsys) -> None:
+def test_explain_backward_returns_one_rich_object_and_prints_nothing(capsys) -> None:
     x = Value(2.0, label="x")
     y = (x * x).exp()
     y.label = "y"
     trace = explain_backward(y)
     assert isinstance(trace, BackwardTrace)
-    out = capsys.readouterr().out
-    assert "backward from y" in out and "x.grad" in out and "upstream" in out
+    assert capsys.readouterr().out == ""  # a notebook shows the returned object, once
+    assert repr(trace) == str(trace)  # a terminal echo shows the table
+    assert "backward from y" in repr(trace) and "x.grad" in repr(trace)
+    assert trace._repr_html_().startswith('<table class="backward-trace">')
     assert x.grad == pytest.approx(4 * np.exp(4.0))
+    explain_backward(y, print_steps=True)  # the command line asks for the print
+    assert "backward from y" in capsys.readouterr().out
 
 
 def test_tensor_broadcast_add_shows_its_reduction() -> None:

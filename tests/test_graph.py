@@ -144,9 +144,8 @@ def test_save_by_suffix(tmp_path) -> None:
 def test_jupyter_mimebundle() -> None:
     require_dot()
     o = examples.neuron()
-    bundle = o._repr_mimebundle_()
-    assert "<svg" in bundle["image/svg+xml"]
-    assert bundle["text/plain"] == repr(o)
+    assert "<svg" in o._repr_svg_()
+    assert o._repr_markdown_() is None  # with dot, the picture is all a notebook gets
     t = Tensor(np.ones(3), requires_grad=True)
     assert "<svg" in mimebundle((t * 2).sum())["image/svg+xml"]
 
@@ -165,10 +164,35 @@ def test_without_dot_source_still_works_and_rendering_says_how_to_install(
     with pytest.raises(GraphvizNotFound):
         save(dot, tmp_path / "g.svg")
     assert save(dot, tmp_path / "g.dot").exists()
-    bundle = o._repr_mimebundle_()
+    assert o._repr_svg_() is None
+    assert "apt-get install graphviz" in o._repr_markdown_() and repr(o) in o._repr_markdown_()
+    bundle = mimebundle(o)
     assert "image/svg+xml" not in bundle
     assert "apt-get install graphviz" in bundle["text/plain"]
     assert bundle["text/vnd.graphviz"] == dot.source
+
+
+def test_ipython_renders_svg_only_for_front_ends_that_show_it(monkeypatch) -> None:
+    """A terminal IPython shows text only and must not run `dot` on every echo; a notebook
+    front end (SVG active) gets the picture."""
+    require_dot()
+    from IPython.core import formatters  # the dev extra's ipykernel brings IPython
+
+    from tinygrad_edu.viz import graph as graph_module
+
+    calls = []
+    real = graph_module.render_svg
+    monkeypatch.setattr(graph_module, "render_svg", lambda g: calls.append(1) or real(g))
+    o = examples.neuron()
+    terminal = formatters.DisplayFormatter()
+    terminal.active_types = ["text/plain"]  # what TerminalInteractiveShell sets
+    data, _ = terminal.format(o)
+    assert set(data) == {"text/plain"} and data["text/plain"] == repr(o)
+    assert calls == []  # dot never ran
+    notebook = formatters.DisplayFormatter()  # every type active, as in ipykernel
+    data, _ = notebook.format(o)
+    assert "<svg" in data["image/svg+xml"] and len(calls) == 1
+    assert "text/markdown" not in data
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])

@@ -138,7 +138,8 @@ class BackwardTrace:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<BackwardTrace from {self.root_name}: {len(self.steps)} steps>"
+        """The table: what a terminal (Python, IPython) shows when the trace is echoed."""
+        return str(self)
 
     # ------------------------------------------------------------ other formats
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +163,7 @@ class BackwardTrace:
                 f"<tbody>\n{body}\n</tbody>\n</table>")
 
     def _repr_html_(self) -> str:
+        """The table as HTML: what a notebook shows (once) when the trace is a cell's value."""
         return self.to_html()
 
 
@@ -213,14 +215,15 @@ class _Recorder:
         ))
 
 
-def explain_backward(root: Any, gradient: Any = None, print_steps: bool = True) -> BackwardTrace:
-    """Run ``root``'s backward pass and record it step by step (and print it).
+def explain_backward(root: Any, gradient: Any = None, print_steps: bool = False) -> BackwardTrace:
+    """Run ``root``'s backward pass and record it step by step.
 
     Exactly the gradients of ``root.backward(gradient)`` are computed (same loop, same
-    accumulation); in addition every edge becomes a :class:`Step`.  Returns the
-    :class:`BackwardTrace`; ``print(trace)`` shows the aligned table, ``trace.to_html()``
-    and ``trace.to_json()`` other views, and :func:`~tinygrad_edu.viz.write_stepper_html`
-    an interactive page.
+    accumulation); in addition every edge becomes a :class:`Step`.  Returns one
+    :class:`BackwardTrace`, which shows itself: the aligned table in a terminal
+    (``repr``/``print``), the same table as HTML in a notebook (``_repr_html_``).  Nothing is
+    printed unless ``print_steps`` (the command line's ``explain`` prints).
+    ``trace.to_json()`` and :func:`~tinygrad_edu.viz.write_stepper_html` give other views.
     """
     order = root.topological_order()
     recorder = _Recorder(order)

@@ -37,6 +37,7 @@ __all__ = [
     "dot_available",
     "draw_graph",
     "mimebundle",
+    "notebook_repr",
     "render_svg",
     "save",
 ]
@@ -288,3 +289,19 @@ def mimebundle(node: Any) -> dict[str, str]:
         "text/plain": f"{text}\n\n(no graph picture: {INSTALL_HINT})",
         "text/vnd.graphviz": graph.source,
     }
+
+
+def notebook_repr(node: Any, mime_type: str) -> str | None:
+    """One format of a node for Jupyter, made only when the front end asks for it:
+    "image/svg+xml" renders the graph (runs ``dot``); "text/markdown" is the text and the
+    install hint, given only where ``dot`` is missing.  Other formats: None."""
+    if mime_type == "image/svg+xml":
+        if not dot_available():
+            return None
+        try:
+            return render_svg(draw_graph(node))
+        except (GraphvizNotFound, graphviz.CalledProcessError):
+            return None
+    if mime_type == "text/markdown" and not dot_available():
+        return f"`{node!r}`\n\n(no graph picture: {INSTALL_HINT})"
+    return None
