@@ -25,9 +25,11 @@ from ..models import build_model, model_names, prepare_inputs
 from ..registry import activation_ops
 from ..train import (
     DEFAULTS,
+    OPTIMIZER_DEFAULTS,
     OPTIMIZERS,
     EpochResult,
     TrainingDiverged,
+    defaults_for,
     evaluate,
     fit,
     format_epoch,
@@ -49,12 +51,17 @@ def _activation_names() -> list[str]:
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Fill the options left unset with the chosen model's defaults."""
-    settings = dict(DEFAULTS[args.model])
+    settings = defaults_for(args.model, args.optimizer)  # the optimizer's own lr, decay
     for key in settings:
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
     return settings
+
+
+def _count(n: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _load_data(data_dir: str | None, model_name: str,
@@ -106,7 +113,7 @@ def _train_command(args: argparse.Namespace) -> int:
     print(
         f"training {args.model} ({model.num_parameters():,} parameters, {args.activation}) on "
         f"{len(data[0]):,} images: {settings['optimizer']} lr {settings['lr']:g} (cosine), "
-        f"batch {settings['batch_size']}, {settings['epochs']} epochs, seed {args.seed}",
+        f"batch {settings['batch_size']}, {_count(settings['epochs'], 'epoch')}, seed {args.seed}",
         flush=True,
     )
     state: dict[str, Any] = {"saved_epoch": None}
@@ -162,6 +169,11 @@ def _per_model(key: str) -> str:
                      else f"{m}: {DEFAULTS[m][key]}" for m in DEFAULTS)
 
 
+def _per_optimizer(key: str) -> str:
+    return "; ".join(f"{m}: " + ", ".join(f"{o} {v[key]:g}" for o, v in table.items())
+                     for m, table in OPTIMIZER_DEFAULTS.items())
+
+
 def _add_train_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train", help="train a model on MNIST",
@@ -178,12 +190,14 @@ def _add_train_parser(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, metavar="N",
                    help=f"training batch size ({_per_model('batch_size')})")
     p.add_argument("--lr", type=positive_float, metavar="F",
-                   help=f"initial learning rate, annealed by a cosine ({_per_model('lr')})")
+                   help="initial learning rate, annealed by a cosine (default: the "
+                        f"optimizer's own: {_per_optimizer('lr')})")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"({_per_model('optimizer')})")
     p.add_argument("--momentum", type=float, metavar="F",
                    help=f"SGD momentum ({_per_model('momentum')})")
     p.add_argument("--weight-decay", type=float, metavar="F",
-                   help=f"L2 (sgd, adam) or decoupled (adamw) ({_per_model('weight_decay')})")
+                   help="L2 (sgd, adam) or decoupled (adamw) (default: the optimizer's own: "
+                        f"{_per_optimizer('weight_decay')})")
     p.add_argument("--seed", type=int, metavar="N", default=0,
                    help="drives initialisation, shuffling and dropout (default: 0)")
     p.add_argument("--data", metavar="DIR", default=None,

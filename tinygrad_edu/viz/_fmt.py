@@ -95,3 +95,8 @@ def wrap(name: str) -> str:
 def is_simple(name: str) -> bool:
     """An ASCII identifier or ``#k``: safe to write next to other symbols."""
     return _SIMPLE_NAME.fullmatch(name) is not None
+
+
+def count(n: int, word: str) -> str:
+    """``1 step``, ``5 steps``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

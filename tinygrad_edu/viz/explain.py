@@ -127,7 +127,7 @@ class BackwardTrace:
         rows = self.rows()
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         lines = [(f"backward from {self.root_name} (seed gradient {_fmt.brief(self.seed)}), "
-                 f"{len(self.steps)} steps: upstream × local = contribution, added to the "
+                 f"{_fmt.count(len(self.steps), 'step')}: upstream × local = contribution, added to the "
                  "parent's grad")]
         for k, row in enumerate(rows):
             cells = [cell.rjust(w) if c in (0, 3, 5, 7) else cell.ljust(w)
