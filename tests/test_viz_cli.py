@@ -111,3 +111,22 @@ def test_graph_without_dot_exits_1_with_install_hint(tmp_path, monkeypatch, caps
     assert "apt-get install graphviz" in capsys.readouterr().err
     assert main(["explain", "x*2", "--set", "x=1", "--html", str(tmp_path / "s.html")]) == 1
     assert main(["graph", "neuron", "-o", str(tmp_path / "g.dot")]) == 0  # DOT needs no dot
+
+
+def test_graph_into_a_closed_pipe_exits_quietly(monkeypatch, capsys) -> None:
+    """`tinygrad-edu graph mlp | head`: the reader closes the pipe early; no "Broken pipe"."""
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write fails with EPIPE
+    closed = open(write_end, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - a stdout
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        assert main(["graph", "mlp"]) == 0
+    finally:
+        monkeypatch.undo()
+        try:
+            closed.close()
+        except BrokenPipeError:
+            pass
+    assert capsys.readouterr().err == ""

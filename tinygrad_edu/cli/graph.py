@@ -149,6 +149,8 @@ def run_graph(args: argparse.Namespace) -> int:
         return fail(str(exc), code=2)
     except GraphvizNotFound as exc:
         return fail(str(exc), code=1)
+    except BrokenPipeError:  # `| head` closed stdout: main() exits quietly
+        raise
     except (ValueError, OSError) as exc:
         return fail(str(exc), code=2)
     return 0
