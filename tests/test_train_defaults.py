@@ -86,3 +86,28 @@ def test_divergence_prints_only_the_clear_message_and_plurals_are_right(tmp_path
     errors = [line for line in err.splitlines() if "error" in line]
     assert len(errors) == 1 and "training diverged" in errors[0]
     assert "RuntimeWarning" not in err and "site-packages" not in err
+
+
+def test_eval_takes_the_file_as_argument_limits_threads_and_reads_well(
+    tmp_path, capsys, monkeypatch
+):
+    from tinygrad_edu import runtime
+
+    data = ["--data", str(MNIST_DIR)] if MNIST_DIR.is_dir() else []
+    checkpoint = str(tmp_path / "m.npz")
+    assert main(["train", "--model", "mlp", "--optimizer", "adam", "--epochs", "1", "--limit",
+                 "512", "--out", checkpoint, "--no-progress", *data]) == 0
+    capsys.readouterr()
+    threads = []
+    monkeypatch.setattr(runtime, "set_blas_threads", lambda n: threads.append(n))
+    assert main(["eval", checkpoint, *data]) == 0  # positional; the model comes from the file
+    out = capsys.readouterr().out
+    assert threads == [1]  # BLAS threads limited as train does
+    assert f"checkpoint:   {checkpoint}" in out
+    assert "model:        mlp (" in out and "sizes 784-256-128-64-10" in out
+    assert "epoch 1 of 1, adam (lr 0.002, batch 128, seed 0) on the first 512 images" in out
+    assert "{" not in out and '"' not in out  # no raw JSON dump
+    assert main(["eval", "--checkpoint", checkpoint, *data]) == 0  # the option still works
+    capsys.readouterr()
+    assert main(["eval", checkpoint, "--checkpoint", str(tmp_path / "other.npz")]) == 2
+    assert "two checkpoints given" in capsys.readouterr().err

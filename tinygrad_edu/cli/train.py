@@ -10,7 +10,6 @@ Exit codes: 0 done, 1 data, checkpoint or divergence error (one line), 2 bad arg
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -137,14 +136,59 @@ def _train_command(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- eval
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+def _config_text(config: dict[str, Any]) -> str:
+    """``sizes 784-256-128-64-10, activation relu``: an architecture's settings, readable."""
+    parts = []
+    for key, value in config.items():
+        if isinstance(value, (list, tuple)):
+            value = "-".join(str(v) for v in value)
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
+def _training_notes(meta: dict[str, Any]) -> list[str]:
+    """The checkpoint's training notes as sentences (keys it lacks are left out)."""
+    get = meta.get
+    lines = []
+    if get("epoch") is not None:
+        run = f"epoch {get('epoch')}" + (f" of {get('epochs')}" if get("epochs") else "")
+        opt = get("optimizer", "?")
+        details = [f"lr {get('lr'):g}" if get("lr") is not None else "",
+                   f"momentum {get('momentum'):g}" if opt == "sgd" and get("momentum") else "",
+                   f"weight decay {get('weight_decay'):g}" if get("weight_decay") else "",
+                   f"batch {get('batch_size')}" if get("batch_size") else "",
+                   f"seed {get('seed')}" if get("seed") is not None else ""]
+        images = f"the first {get('limit'):,} images" if get("limit") else "all training images"
+        lines.append(f"trained:      {run}, {opt} ({', '.join(d for d in details if d)}) on "
+                     f"{images}")
+    scores = [f"loss {get('loss'):.4f}" if get("loss") is not None else "",
+              f"train accuracy {get('train_accuracy'):.2%}"
+              if get("train_accuracy") is not None else "",
+              f"test accuracy {get('test_accuracy'):.2%}"
+              if get("test_accuracy") is not None else ""]
+    if any(scores):
+        lines.append(f"at saving:    {', '.join(x for x in scores if x)}")
+    known = {"epoch", "epochs", "optimizer", "lr", "momentum", "weight_decay", "batch_size",
+             "seed", "limit", "loss", "train_accuracy", "test_accuracy", "activation",
+             "epoch_lr", "seconds", "images_per_second"}
+    rest = {k: v for k, v in meta.items() if k not in known}
+    if rest:
+        lines.append("other notes:  " + ", ".join(f"{k} {v}" for k, v in sorted(rest.items())))
+    return lines
 
 
 def _eval_command(args: argparse.Namespace) -> int:
     """Run ``tinygrad-edu eval``: rebuild the recorded model and test it."""
+    if args.file and args.checkpoint and args.file != args.checkpoint:
+        return fail(f"two checkpoints given ({args.file}, {args.checkpoint}): name one", "eval",
+                    code=2)
+    path = args.file or args.checkpoint
+    if path is None:
+        return fail("name the checkpoint: tinygrad-edu eval FILE.npz", "eval", code=2)
+    if args.threads > 0:
+        runtime.set_blas_threads(args.threads)  # as train does: 1 is fastest on shared cores
     try:
-        model, meta = load_checkpoint(args.checkpoint)
+        model, meta = load_checkpoint(path)
     except CheckpointError as exc:
         return fail(one_line(exc), "eval")
     architecture = meta.pop("architecture")
@@ -153,10 +197,11 @@ def _eval_command(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         return fail(one_line(exc), "eval")
     accuracy = evaluate(model, prepare_inputs(architecture["name"], x_test), y_test)
-    print(f"checkpoint: {args.checkpoint}")
-    print(f"architecture: {architecture['name']} {_json(architecture.get('config', {}))}")
-    print(f"parameters: {model.num_parameters():,}")
-    print(f"meta: {_json(meta)}")
+    print(f"checkpoint:   {path}")
+    print(f"model:        {architecture['name']} ({_config_text(architecture.get('config', {}))}"
+          f"), {model.num_parameters():,} parameters")
+    for line in _training_notes(meta):
+        print(line)
     print(f"test accuracy: {accuracy:.2%} ({round(accuracy * len(y_test))}/{len(y_test)})")
     return 0
 
@@ -223,9 +268,13 @@ def _add_eval_parser(subparsers: Any) -> None:
         description="Rebuild the model recorded in a checkpoint and print its test accuracy "
                     "with the recorded architecture and training notes.",
     )
-    p.add_argument("--checkpoint", required=True, metavar="FILE", help="a .npz checkpoint")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="a .npz checkpoint (the model is rebuilt from it)")
+    p.add_argument("--checkpoint", metavar="FILE", help="the same, as an option")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="MNIST directory (default: $TINYGRAD_EDU_DATA, then the user cache)")
+    p.add_argument("--threads", type=int, metavar="N", default=1,
+                   help="BLAS threads, as for train (default: 1; 0 keeps the library's)")
     p.set_defaults(func=_eval_command)
 
 
