@@ -32,24 +32,22 @@ def by_name(root) -> dict:
 
 def check_totals(trace: BackwardTrace, root) -> None:
     """The last running total of every parent equals its final .grad."""
-    nodes = {f"#{k}" if not n.label else n.label: n
-             for k, n in enumerate(root.topological_order())}
-    last = {}
+    nodes = {f"n{k}": n for k, n in enumerate(root.topological_order())}  # by node id:
+    last = {}  # names are short expressions, and two nodes may share one (x*w twice)
     for step in trace.steps:
-        last[step.parent] = step.total
+        last[step.parent_id] = step.total
     assert last, "no steps recorded"
     for name, total in last.items():
         np.testing.assert_allclose(total, nodes[name].grad, rtol=1e-6)
 
 
 def check_products(trace: BackwardTrace, root) -> None:
-    nodes = {f"#{k}" if not n.label else n.label: n
-             for k, n in enumerate(root.topological_order())}
+    nodes = {f"n{k}": n for k, n in enumerate(root.topological_order())}
     for step in trace.steps:
         if step.local is None:
             continue
         product = np.asarray(step.upstream) * np.asarray(step.local)
-        parent_shape = np.shape(nodes[step.parent].data)
+        parent_shape = np.shape(nodes[step.parent_id].data)
         np.testing.assert_allclose(step.contribution, unbroadcast(product, parent_shape),
                                    rtol=1e-6, atol=1e-7)
         previous = 0.0 if step.previous is None else step.previous  # first contribution

@@ -16,11 +16,12 @@ from tinygrad_edu.viz import (
     dot_available,
     draw_graph,
     examples,
+    explain_backward,
     mimebundle,
     render_svg,
     save,
 )
-from tinygrad_edu.viz._fmt import num
+from tinygrad_edu.viz._fmt import node_names, num
 from tinygrad_edu.viz.module_view import draw_training_step, trace_modules
 
 
@@ -65,7 +66,8 @@ def test_neuron_dot_has_every_node_edge_and_local_gradient() -> None:
     assert "∂/∂x1 = w1 = -3" in labels  # d(x1·w1)/dx1 = w1
     assert "∂/∂w1 = x1 = 2" in labels
     assert "∂/∂b = 1" in labels
-    assert f"∂/∂n = 1 − y² = {num(1 - o.data**2)}" in labels
+    assert f"∂/∂n = 1 − o² = {num(1 - o.data**2)}" in labels  # y of 1 − y² is the output o
+    assert "∂/∂(x1·w1) = 1" in labels
     assert len(labels) == 9  # every edge into an op carries its local gradient
 
 
@@ -218,3 +220,57 @@ def test_trace_modules_restores_forward_and_counts_calls() -> None:
     dot = draw_training_step(model, x, [0, 2])
     assert len(dot_nodes(dot.source)) == 5  # input, 3 layers, loss
     assert loss.data.shape == ()
+
+
+def test_long_expressions_name_every_node_by_its_short_expression() -> None:
+    from tinygrad_edu.viz.expression import evaluate
+
+    y = evaluate("tanh(x*w + b) * (x*w + b)**3 + 3*x", {"x": 0.5, "w": -1.2, "b": 0.3})
+    y.backward()
+    source = draw_graph(y).source
+    names = node_names(y.topological_order())
+    assert not any(name.startswith("#") for name in names.values())  # no bare #5 any more
+    assert "tanh(x*w + b)*(x*w + b)**3" in source
+    assert "tanh(x*w + b)*(x*w + b)**3 + 3*x" in source  # the output: its whole expression
+    trace = explain_backward(y)
+    assert trace.root_name == "tanh(x*w + b)*(x*w + b)**3 + 3*x"
+
+
+def test_formulas_are_filled_with_the_nodes_names_and_values() -> None:
+    from tinygrad_edu.viz.expression import evaluate
+
+    y = evaluate("(x*w + b)**3 + leaky_relu(x, alpha=0.2)", {"x": -0.5, "w": 2, "b": 0.3})
+    y.backward()
+    formulas = {s.named_formula for s in explain_backward(y).steps}
+    assert "∂/∂(x*w + b) = 3 · (x*w + b)^2" in formulas  # p · x^(p−1), p = 3 filled in
+    assert "∂/∂x = 1 if x > 0 else 0.2" in formulas  # α = 0.2
+    assert "∂/∂x = w" in formulas and "∂/∂(x*w) = 1" in formulas
+    assert not any(re.search(r"∂f/∂[ab]|f'\(x\)|\bp\b|α", f) for f in formulas)
+    assert "∂/∂(x*w + b) = 3 · (x*w + b)^2 = 1.47" in edge_labels(draw_graph(y).source)
+
+
+def test_constants_are_drawn_without_a_gradient() -> None:
+    x = Value(1.5, label="x")
+    y = 3 * x + 2
+    y.backward()
+    source = draw_graph(y).source
+    assert "(3).grad" not in source and "grad 1.5" not in source  # d y/d 3 = x is not shown
+    assert re.search(r'n\d+ \[label=3 .*style="rounded,dashed"', source)
+    assert all("∂/∂3" not in label for label in edge_labels(source))
+    assert x.grad == 3.0  # the engine itself is unchanged
+    assert [s.parent for s in explain_backward(y).steps] == ["3*x", "x"]
+
+
+def test_params_name_a_models_tensors_as_make_dot_does() -> None:
+    from tinygrad_edu.nn import functional as F
+
+    model = nn.MLP([3, 4, 2], rng=0)
+    loss = F.cross_entropy(model(Tensor(np.ones((2, 3)))), np.array([0, 1]))
+    loss.backward()
+    source = draw_graph(loss, params=dict(model.named_parameters())).source
+    for name, _ in model.named_parameters():
+        assert f"{name} |" in source or f"{{ {name} |" in source
+    steps = explain_backward(loss, params=dict(model.named_parameters())).steps
+    assert {"layers.0.weight", "layers.2.bias"} <= {s.parent for s in steps}
+    with pytest.raises(TypeError, match="named_parameters"):
+        draw_graph(loss, params=list(model.parameters()))

@@ -26,7 +26,8 @@ def test_explain_prints_the_steps(capsys) -> None:
     out = capsys.readouterr().out
     assert "5 steps" in out
     assert re.search(r"x\*w → x\s+×\s+0\.501\s+×\s+-3\s+=\s+-1\.503\s+x\.grad = -1\.503", out)
-    assert "f'(x) = 1 − y²" in out
+    assert "∂/∂(x*w + b) = 1 − tanh(x*w + b)²" in out  # f'(x) = 1 − y², filled with names
+    assert "∂/∂x = w" in out and "∂/∂(x*w) = 1" in out  # never a generic ∂f/∂a
 
 
 def test_explain_writes_stepper_svg_and_json(tmp_path, capsys) -> None:

@@ -35,7 +35,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["GradMode", "Node", "enable_grad", "is_grad_enabled", "no_grad", "unbroadcast"]
+__all__ = ["CONSTANT", "ConstantLabel", "GradMode", "Node", "enable_grad", "is_grad_enabled",
+           "no_grad", "unbroadcast"]
+
+
+class ConstantLabel(str):
+    """The label of a number written into an expression (the ``2`` of ``2 * x``), made into
+    a leaf by an engine: pictures and traces draw such a leaf as a constant, without a
+    gradient.  Compares equal to its text (``CONSTANT`` is the empty one)."""
+
+    __slots__ = ()
+
+
+#: The label an engine gives a number it turns into a leaf (``x * 2``, ``x + 1``).
+CONSTANT = ConstantLabel("")
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import _fmt
-from .graph import _substitute
+from .graph import named_formula, param_names
 
 __all__ = ["BackwardTrace", "Step", "explain_backward", "reduction_axes"]
 
@@ -174,8 +174,8 @@ def _copy(x: Any) -> Any:
 class _Recorder:
     """The ``on_edge`` callback: turns each processed edge into a :class:`Step`."""
 
-    def __init__(self, order: list) -> None:
-        self.names = _fmt.node_names(order)
+    def __init__(self, order: list, params: dict[int, str] | None = None) -> None:
+        self.names = _fmt.node_names(order, params)
         self.ids = _fmt.node_ids(order)
         self.steps: list[Step] = []
         self._local: dict[int, tuple | None] = {}
@@ -194,6 +194,8 @@ class _Recorder:
 
     def __call__(self, node: Any, i: int, upstream: Any, grad: Any) -> None:
         op, parent = node._op, node._parents[i]
+        if _fmt.is_constant(parent):  # the 2 of 2*x: a number, not something to learn
+            return
         local = self.local(node)
         local_i = None if local is None else local[i]
         copy = _copy(parent.grad)
@@ -210,12 +212,12 @@ class _Recorder:
             upstream=upstream, local=local_i, contribution=grad, total=copy,
             previous=previous, reduction=reduction, node_id=nid, parent_id=self.ids[parent],
             edge_id=_fmt.edge_id(nid, i), elementwise=local_i is not None,
-            named_formula=_substitute(op.grad_texts[i], node, self.names)
-            if i < len(op.grad_texts) else "",
+            named_formula=named_formula(node, i, self.names),
         ))
 
 
-def explain_backward(root: Any, gradient: Any = None, print_steps: bool = False) -> BackwardTrace:
+def explain_backward(root: Any, gradient: Any = None, print_steps: bool = False,
+                     params: dict[str, Any] | None = None) -> BackwardTrace:
     """Run ``root``'s backward pass and record it step by step.
 
     Exactly the gradients of ``root.backward(gradient)`` are computed (same loop, same
@@ -224,9 +226,11 @@ def explain_backward(root: Any, gradient: Any = None, print_steps: bool = False)
     (``repr``/``print``), the same table as HTML in a notebook (``_repr_html_``).  Nothing is
     printed unless ``print_steps`` (the command line's ``explain`` prints).
     ``trace.to_json()`` and :func:`~tinygrad_edu.viz.write_stepper_html` give other views.
+    ``params`` (``dict(model.named_parameters())``) names unlabelled tensors, as in
+    :func:`~tinygrad_edu.viz.draw_graph`.
     """
     order = root.topological_order()
-    recorder = _Recorder(order)
+    recorder = _Recorder(order, param_names(params))
     root.run_backward(gradient, on_edge=recorder)
     seed = root._seed_gradient(gradient) if gradient is not None else root.grad
     if isinstance(seed, np.ndarray):
