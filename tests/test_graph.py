@@ -274,3 +274,27 @@ def test_params_name_a_models_tensors_as_make_dot_does() -> None:
     assert {"layers.0.weight", "layers.2.bias"} <= {s.parent for s in steps}
     with pytest.raises(TypeError, match="named_parameters"):
         draw_graph(loss, params=list(model.parameters()))
+
+
+SHARED_MNIST = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/mnist"
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_layer_view_uses_a_real_mnist_batch_and_its_loss_is_near_ln_10(name, monkeypatch):
+    from tinygrad_edu.datasets import load_mnist
+
+    if SHARED_MNIST.is_dir():
+        monkeypatch.setenv("TINYGRAD_EDU_DATA", str(SHARED_MNIST))
+    load_mnist()  # found, or fetched into the cache as the training tests do
+    source = examples.network_step(name, batch=16).source
+    assert "MNIST batch, 16 images" in source and "synthetic" not in source
+    loss = float(re.search(r"CE\n= ([\d.]+)", source).group(1))
+    assert 1.9 < loss < 3.3  # at initialisation ≈ ln 10 = 2.30 (random normal images: 7.3)
+
+
+def test_layer_view_without_mnist_says_synthetic(monkeypatch, tmp_path):
+    monkeypatch.setenv("TINYGRAD_EDU_DATA", str(tmp_path))  # no MNIST here...
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # ...nor in the cache
+    source = examples.network_step("mlp", batch=4).source
+    assert "synthetic batch (no MNIST found), 4 images" in source
+    assert "at initialisation: synthetic" in source
