@@ -131,3 +131,14 @@ def test_graph_into_a_closed_pipe_exits_quietly(monkeypatch, capsys) -> None:
         except BrokenPipeError:
             pass
     assert capsys.readouterr().err == ""
+
+
+def test_mlp_example_graph_fits_a_screen_width(tmp_path) -> None:
+    """Measured: left to right it was 2,858 pt = 3,810 px wide; top to bottom 1,157 px."""
+    require_dot()
+    out = tmp_path / "mlp.svg"
+    assert main(["graph", "mlp", "-o", str(out)]) == 0
+    width_pt = float(re.search(r'<svg width="([\d.]+)pt"', out.read_text()).group(1))
+    assert width_pt * 96 / 72 <= 1280  # px at 96 dpi: a laptop screen
+    assert "rankdir=TB" in (main(["graph", "mlp", "-o", str(tmp_path / "m.dot")]) == 0
+                            and (tmp_path / "m.dot").read_text())
