@@ -102,8 +102,16 @@ def test_activation_gallery_plots_every_activation(tmp_path, capsys) -> None:
     assert page.count("<svg") == len(elementwise) >= 10
     for op in activation_ops():
         assert f'id="{op.name}"' in page
-    assert page.count("<polyline") >= 2 * len(elementwise)
-    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    # real axes (matplotlib): every plot has y ticks at 0 and ±1, each curve and a legend
+    for op in elementwise:
+        card = page.split(f'id="{op.name}"', 1)[1].split("</section>", 1)[0]
+        yticks = re.findall(r'<g id="ytick_\d+">.*?<text[^>]*>([^<]*)</text>', card, re.DOTALL)
+        assert {"−1", "0", "1"} <= {t.replace("−1.0", "−1").replace("1.0", "1")
+                                     .replace("0.0", "0") for t in yticks}, (op.name, yticks)
+        assert "f(x)" in card and "f′(x)" in card
+        assert "``" not in card  # docstrings' RST backticks become <code>
+    assert "<code>axis</code>" in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # self-contained: loads nothing
 
 
 def test_graph_without_dot_exits_1_with_install_hint(tmp_path, monkeypatch, capsys) -> None:
