@@ -105,6 +105,8 @@ def test_explain_backward_returns_one_rich_object_and_prints_nothing(capsys) -> 
     assert x.grad == pytest.approx(4 * np.exp(4.0))
     explain_backward(y, print_steps=True)  # the command line asks for the print
     assert "backward from y" in capsys.readouterr().out
+    one = Value(1.0, label="x") * 2  # the constant 2 takes no step: one step, said so
+    assert ", 1 step: upstream" in str(explain_backward(one))
 
 
 def test_tensor_broadcast_add_shows_its_reduction() -> None:
