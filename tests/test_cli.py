@@ -190,7 +190,7 @@ def test_train_then_eval_end_to_end(tmp_path: Path, mnist_env: Path) -> None:
     evaluated = _python_m("eval", "--checkpoint", str(checkpoint), cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"test accuracy: {trained:.2f}%" in evaluated.stdout
-    assert "architecture: mlp" in evaluated.stdout and '"epoch": 1' in evaluated.stdout
+    assert "model:        mlp (" in evaluated.stdout and "epoch 1 of 1" in evaluated.stdout
 
 
 def test_default_checkpoint_path_and_same_seed_same_numbers(

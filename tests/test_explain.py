@@ -32,24 +32,22 @@ def by_name(root) -> dict:
 
 def check_totals(trace: BackwardTrace, root) -> None:
     """The last running total of every parent equals its final .grad."""
-    nodes = {f"#{k}" if not n.label else n.label: n
-             for k, n in enumerate(root.topological_order())}
-    last = {}
+    nodes = {f"n{k}": n for k, n in enumerate(root.topological_order())}  # by node id:
+    last = {}  # names are short expressions, and two nodes may share one (x*w twice)
     for step in trace.steps:
-        last[step.parent] = step.total
+        last[step.parent_id] = step.total
     assert last, "no steps recorded"
     for name, total in last.items():
         np.testing.assert_allclose(total, nodes[name].grad, rtol=1e-6)
 
 
 def check_products(trace: BackwardTrace, root) -> None:
-    nodes = {f"#{k}" if not n.label else n.label: n
-             for k, n in enumerate(root.topological_order())}
+    nodes = {f"n{k}": n for k, n in enumerate(root.topological_order())}
     for step in trace.steps:
         if step.local is None:
             continue
         product = np.asarray(step.upstream) * np.asarray(step.local)
-        parent_shape = np.shape(nodes[step.parent].data)
+        parent_shape = np.shape(nodes[step.parent_id].data)
         np.testing.assert_allclose(step.contribution, unbroadcast(product, parent_shape),
                                    rtol=1e-6, atol=1e-7)
         previous = 0.0 if step.previous is None else step.previous  # first contribution
@@ -94,15 +92,21 @@ def test_same_gradients_as_plain_backward() -> None:
         assert p.grad == t.grad
 
 
-def test_explain_backward_returns_and_prints(capsys) -> None:
+def test_explain_backward_returns_one_rich_object_and_prints_nothing(capsys) -> None:
     x = Value(2.0, label="x")
     y = (x * x).exp()
     y.label = "y"
     trace = explain_backward(y)
     assert isinstance(trace, BackwardTrace)
-    out = capsys.readouterr().out
-    assert "backward from y" in out and "x.grad" in out and "upstream" in out
+    assert capsys.readouterr().out == ""  # a notebook shows the returned object, once
+    assert repr(trace) == str(trace)  # a terminal echo shows the table
+    assert "backward from y" in repr(trace) and "x.grad" in repr(trace)
+    assert trace._repr_html_().startswith('<table class="backward-trace">')
     assert x.grad == pytest.approx(4 * np.exp(4.0))
+    explain_backward(y, print_steps=True)  # the command line asks for the print
+    assert "backward from y" in capsys.readouterr().out
+    one = Value(1.0, label="x") * 2  # the constant 2 takes no step: one step, said so
+    assert ", 1 step: upstream" in str(explain_backward(one))
 
 
 def test_tensor_broadcast_add_shows_its_reduction() -> None:

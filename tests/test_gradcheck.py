@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from tinygrad_edu import REGISTRY, Tensor, Value, no_grad
+from tinygrad_edu import REGISTRY, Tensor, Value, no_grad, registry
 from tinygrad_edu.registry import tensor_op, unary
 from tinygrad_edu.testing import (
     GradcheckError,
@@ -123,7 +123,9 @@ def test_wrong_unary_factor_fails_naming_input_element_and_values():
     with pytest.raises(GradcheckError) as info:
         gradcheck(sin_wrong_factor, [x])
     message = str(info.value)
-    assert "input 0" in message and "element (1,)" in message
+    assert "input 0" in message and "element (1,) (value 0.1)" in message
+    # the registry entry whose local gradient is wrong, with its df formula
+    assert "suspect: op 'sin_wrong_factor'" in message and "f'(x) = 2·cos x" in message
     analytic, numerical = _numbers(message)
     assert analytic == pytest.approx(2 * math.cos(0.1), rel=1e-9)
     assert numerical == pytest.approx(math.cos(0.1), rel=1e-8)
@@ -145,6 +147,7 @@ def test_wrong_sign_tensor_op_fails():
         gradcheck(cumsum_wrong_sign, [x])
     message = str(info.value)
     assert "input 0" in message and "element (" in message
+    assert "suspect: op 'cumsum_wrong_sign'" in message and "WRONG SIGN" in message
     analytic, numerical = _numbers(message)
     assert analytic == -1.0 and numerical == pytest.approx(1.0, rel=1e-9)
 
@@ -155,8 +158,9 @@ def test_wrong_gradient_of_second_input_is_reported_as_input_1():
     with pytest.raises(GradcheckError) as info:
         gradcheck(product_wrong_second, [a, b])
     message = str(info.value)
-    assert "input 1 ('b')" in message
+    assert "input 1 ('b')" in message and "element (0,) (value 4)" in message
     assert "3 of 9 Jacobian entries differ" in message  # the three diagonal entries
+    assert "suspect: op 'product_wrong_second'" in message and "∂b = a + 1" in message
     analytic, numerical = _numbers(message)
     assert analytic - numerical == pytest.approx(1.0, rel=1e-8)
 
@@ -284,8 +288,13 @@ def test_custom_op_recipe_works_in_both_engines(registry_sandbox):
     assert y.dtype == np.float32
 
 
-def test_registering_a_name_twice_raises_and_register_false_opts_out(registry_sandbox):
-    @unary(f="2x", df="2", name="double_for_test")
+def test_registering_a_name_twice_replaces_it_and_register_false_opts_out(registry_sandbox):
+    """A re-run notebook cell (or a second test file) defines the op again: the newest
+    definition is what the registry, the engines' methods and the nn modules use; whoever
+    holds the old op object keeps it."""
+    from tinygrad_edu import nn
+
+    @unary(f="2x", df="2", name="double_for_test", category="activation")
     class double:
         def f(m, x):
             return 2 * x
@@ -293,15 +302,29 @@ def test_registering_a_name_twice_raises_and_register_false_opts_out(registry_sa
         def df(m, x, y):
             return 2.0
 
-    with pytest.raises(ValueError, match="already registered"):
+    Value.double_for_test = registry.method_for(double)  # as register_engine would attach it
+    Tensor.double_for_test = registry.method_for(double)
+    try:
+        assert nn.DoubleForTest()(Tensor([1.0])).data[0] == 2.0
 
-        @unary(f="2x", df="2", name="double_for_test")
+        @unary(f="3x", df="3", name="double_for_test", category="activation")
         class double_again:
             def f(m, x):
-                return 2 * x
+                return 3 * x
 
             def df(m, x, y):
-                return 2.0
+                return 3.0
+
+        assert REGISTRY["double_for_test"] is double_again
+        assert Value(1.0).double_for_test().data == 3.0  # the method calls the newest
+        assert Tensor([1.0]).double_for_test().data[0] == 3.0
+        assert nn.DoubleForTest()(Tensor([1.0])).data[0] == 3.0  # and so does the module
+        assert nn.module_for("double_for_test")(Tensor([1.0])).data[0] == 3.0
+        assert double(Value(1.0)).data == 2.0  # the old object still is the old op
+        assert [op.name for op in registry.entries()].count("double_for_test") == 1
+    finally:
+        del Value.double_for_test, Tensor.double_for_test
+        nn.activation._GENERATED.pop("DoubleForTest", None)
 
     @unary(f="2x", df="2", name="double_for_test", register=False)
     class private_double:
@@ -311,7 +334,7 @@ def test_registering_a_name_twice_raises_and_register_false_opts_out(registry_sa
         def df(m, x, y):
             return 2.0
 
-    assert REGISTRY["double_for_test"] is double and private_double is not double
+    assert REGISTRY["double_for_test"] is double_again and private_double is not double
     assert gradcheck(private_double, [Value(1.0)])
 
 
@@ -360,6 +383,43 @@ def test_plugin_fixture_passes_good_and_fails_bad_op(pytester):
     result.stdout.fnmatch_lines(["*gradcheck failed for input 0*element (1,)*analytic*vs numerical*"])
 
 
+GIVEN_TEST = '''
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from tinygrad_edu import Tensor
+from tinygrad_edu.registry import unary
+
+
+@unary(f="x³", df="x²   (wrong)", register=False)
+class bad_cube:
+    def f(m, x):
+        return x * x * x
+
+    def df(m, x, y):
+        return x * x
+
+
+@settings(max_examples=5, database=None)
+@given(st.floats(0.5, 2.0))
+def test_bad_under_given(gradcheck, v):
+    x = Tensor(np.array([v]), dtype=np.float64)
+    gradcheck(lambda t: bad_cube(t).sum(), [x])  # THE FAILING LINE
+'''
+
+
+def test_plugin_under_given_keeps_the_falsifying_example_and_the_failing_line(pytester):
+    pytester.makepyfile(test_given=GIVEN_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    # hypothesis's report of the example (older versions: "Falsifying example")
+    assert re.search(r"(Falsifying example|Failing test case): test_bad_under_given\(", out)
+    assert "v=1.0" in out  # the shrunk example...
+    assert "# THE FAILING LINE" in out  # ...and the test's own line, in the traceback
+    assert "GradcheckError: gradcheck failed for input 0" in out and "(value 1)" in out
+    assert "suspect: op 'bad_cube'" in out and "f'(x) = x²" in out
+
+
 PROFILE_TEST = '''
 from hypothesis import given, settings, strategies as st
 
@@ -380,3 +440,16 @@ def test_plugin_hypothesis_profile_is_accepted(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
                                            "--hypothesis-profile=tinygrad-edu")
     result.assert_outcomes(passed=2)
+
+
+def test_strategies_without_hypothesis_name_the_testing_extra():
+    """A plain install lacks hypothesis: the import error says which extra brings it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['hypothesis'] = None\n"
+            "try:\n    import tinygrad_edu.testing.strategies\n"
+            "except ImportError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert "needs hypothesis" in out and "pip install 'tinygrad_edu[testing]'" in out

@@ -16,11 +16,12 @@ from tinygrad_edu.viz import (
     dot_available,
     draw_graph,
     examples,
+    explain_backward,
     mimebundle,
     render_svg,
     save,
 )
-from tinygrad_edu.viz._fmt import num
+from tinygrad_edu.viz._fmt import node_names, num
 from tinygrad_edu.viz.module_view import draw_training_step, trace_modules
 
 
@@ -65,7 +66,8 @@ def test_neuron_dot_has_every_node_edge_and_local_gradient() -> None:
     assert "∂/∂x1 = w1 = -3" in labels  # d(x1·w1)/dx1 = w1
     assert "∂/∂w1 = x1 = 2" in labels
     assert "∂/∂b = 1" in labels
-    assert f"∂/∂n = 1 − y² = {num(1 - o.data**2)}" in labels
+    assert f"∂/∂n = 1 − o² = {num(1 - o.data**2)}" in labels  # y of 1 − y² is the output o
+    assert "∂/∂(x1·w1) = 1" in labels
     assert len(labels) == 9  # every edge into an op carries its local gradient
 
 
@@ -144,9 +146,8 @@ def test_save_by_suffix(tmp_path) -> None:
 def test_jupyter_mimebundle() -> None:
     require_dot()
     o = examples.neuron()
-    bundle = o._repr_mimebundle_()
-    assert "<svg" in bundle["image/svg+xml"]
-    assert bundle["text/plain"] == repr(o)
+    assert "<svg" in o._repr_svg_()
+    assert o._repr_markdown_() is None  # with dot, the picture is all a notebook gets
     t = Tensor(np.ones(3), requires_grad=True)
     assert "<svg" in mimebundle((t * 2).sum())["image/svg+xml"]
 
@@ -165,10 +166,35 @@ def test_without_dot_source_still_works_and_rendering_says_how_to_install(
     with pytest.raises(GraphvizNotFound):
         save(dot, tmp_path / "g.svg")
     assert save(dot, tmp_path / "g.dot").exists()
-    bundle = o._repr_mimebundle_()
+    assert o._repr_svg_() is None
+    assert "apt-get install graphviz" in o._repr_markdown_() and repr(o) in o._repr_markdown_()
+    bundle = mimebundle(o)
     assert "image/svg+xml" not in bundle
     assert "apt-get install graphviz" in bundle["text/plain"]
     assert bundle["text/vnd.graphviz"] == dot.source
+
+
+def test_ipython_renders_svg_only_for_front_ends_that_show_it(monkeypatch) -> None:
+    """A terminal IPython shows text only and must not run `dot` on every echo; a notebook
+    front end (SVG active) gets the picture."""
+    require_dot()
+    from IPython.core import formatters  # the dev extra's ipykernel brings IPython
+
+    from tinygrad_edu.viz import graph as graph_module
+
+    calls = []
+    real = graph_module.render_svg
+    monkeypatch.setattr(graph_module, "render_svg", lambda g: calls.append(1) or real(g))
+    o = examples.neuron()
+    terminal = formatters.DisplayFormatter()
+    terminal.active_types = ["text/plain"]  # what TerminalInteractiveShell sets
+    data, _ = terminal.format(o)
+    assert set(data) == {"text/plain"} and data["text/plain"] == repr(o)
+    assert calls == []  # dot never ran
+    notebook = formatters.DisplayFormatter()  # every type active, as in ipykernel
+    data, _ = notebook.format(o)
+    assert "<svg" in data["image/svg+xml"] and len(calls) == 1
+    assert "text/markdown" not in data
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
@@ -194,3 +220,81 @@ def test_trace_modules_restores_forward_and_counts_calls() -> None:
     dot = draw_training_step(model, x, [0, 2])
     assert len(dot_nodes(dot.source)) == 5  # input, 3 layers, loss
     assert loss.data.shape == ()
+
+
+def test_long_expressions_name_every_node_by_its_short_expression() -> None:
+    from tinygrad_edu.viz.expression import evaluate
+
+    y = evaluate("tanh(x*w + b) * (x*w + b)**3 + 3*x", {"x": 0.5, "w": -1.2, "b": 0.3})
+    y.backward()
+    source = draw_graph(y).source
+    names = node_names(y.topological_order())
+    assert not any(name.startswith("#") for name in names.values())  # no bare #5 any more
+    assert "tanh(x*w + b)*(x*w + b)**3" in source
+    assert "tanh(x*w + b)*(x*w + b)**3 + 3*x" in source  # the output: its whole expression
+    trace = explain_backward(y)
+    assert trace.root_name == "tanh(x*w + b)*(x*w + b)**3 + 3*x"
+
+
+def test_formulas_are_filled_with_the_nodes_names_and_values() -> None:
+    from tinygrad_edu.viz.expression import evaluate
+
+    y = evaluate("(x*w + b)**3 + leaky_relu(x, alpha=0.2)", {"x": -0.5, "w": 2, "b": 0.3})
+    y.backward()
+    formulas = {s.named_formula for s in explain_backward(y).steps}
+    assert "∂/∂(x*w + b) = 3 · (x*w + b)^2" in formulas  # p · x^(p−1), p = 3 filled in
+    assert "∂/∂x = 1 if x > 0 else 0.2" in formulas  # α = 0.2
+    assert "∂/∂x = w" in formulas and "∂/∂(x*w) = 1" in formulas
+    assert not any(re.search(r"∂f/∂[ab]|f'\(x\)|\bp\b|α", f) for f in formulas)
+    assert "∂/∂(x*w + b) = 3 · (x*w + b)^2 = 1.47" in edge_labels(draw_graph(y).source)
+
+
+def test_constants_are_drawn_without_a_gradient() -> None:
+    x = Value(1.5, label="x")
+    y = 3 * x + 2
+    y.backward()
+    source = draw_graph(y).source
+    assert "(3).grad" not in source and "grad 1.5" not in source  # d y/d 3 = x is not shown
+    assert re.search(r'n\d+ \[label=3 .*style="rounded,dashed"', source)
+    assert all("∂/∂3" not in label for label in edge_labels(source))
+    assert x.grad == 3.0  # the engine itself is unchanged
+    assert [s.parent for s in explain_backward(y).steps] == ["3*x", "x"]
+
+
+def test_params_name_a_models_tensors_as_make_dot_does() -> None:
+    from tinygrad_edu.nn import functional as F
+
+    model = nn.MLP([3, 4, 2], rng=0)
+    loss = F.cross_entropy(model(Tensor(np.ones((2, 3)))), np.array([0, 1]))
+    loss.backward()
+    source = draw_graph(loss, params=dict(model.named_parameters())).source
+    for name, _ in model.named_parameters():
+        assert f"{name} |" in source or f"{{ {name} |" in source
+    steps = explain_backward(loss, params=dict(model.named_parameters())).steps
+    assert {"layers.0.weight", "layers.2.bias"} <= {s.parent for s in steps}
+    with pytest.raises(TypeError, match="named_parameters"):
+        draw_graph(loss, params=list(model.parameters()))
+
+
+SHARED_MNIST = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/mnist"
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_layer_view_uses_a_real_mnist_batch_and_its_loss_is_near_ln_10(name, monkeypatch):
+    from tinygrad_edu.datasets import load_mnist
+
+    if SHARED_MNIST.is_dir():
+        monkeypatch.setenv("TINYGRAD_EDU_DATA", str(SHARED_MNIST))
+    load_mnist()  # found, or fetched into the cache as the training tests do
+    source = examples.network_step(name, batch=16).source
+    assert "MNIST batch, 16 images" in source and "synthetic" not in source
+    loss = float(re.search(r"CE\n= ([\d.]+)", source).group(1))
+    assert 1.9 < loss < 3.3  # at initialisation ≈ ln 10 = 2.30 (random normal images: 7.3)
+
+
+def test_layer_view_without_mnist_says_synthetic(monkeypatch, tmp_path):
+    monkeypatch.setenv("TINYGRAD_EDU_DATA", str(tmp_path))  # no MNIST here...
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # ...nor in the cache
+    source = examples.network_step("mlp", batch=4).source
+    assert "synthetic batch (no MNIST found), 4 images" in source
+    assert "at initialisation: synthetic" in source

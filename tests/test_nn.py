@@ -336,3 +336,24 @@ def test_sequential_indexing_and_slicing():
     assert isinstance(head, nn.Sequential) and head(Tensor(np.ones((1, 2)))).shape == (1, 3)
     with pytest.raises(TypeError, match="not a Module"):
         nn.Sequential(nn.ReLU(), "relu")
+
+
+def test_a_float64_batch_into_a_float32_model_is_cast_to_the_layers_dtype() -> None:
+    """Documented choice (PyTorch raises): the input is cast to the layer's dtype, so the
+    whole forward pass stays float32; the input's gradient keeps the input's dtype."""
+    rng = np.random.default_rng(0)
+    mlp = nn.MLP([6, 5, 3], rng=0)
+    x64 = rng.standard_normal((4, 6))
+    out = mlp(Tensor(x64))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.data, mlp(Tensor(x64.astype(np.float32))).data, rtol=1e-6)
+    xt = Tensor(x64, requires_grad=True)
+    mlp(xt).sum().backward()
+    assert xt.grad.dtype == np.float64 and xt.grad.shape == (4, 6)
+    assert mlp.layers[0].weight.grad.dtype == np.float32
+    conv = nn.Conv2d(2, 3, 3, rng=0)
+    img = Tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
+    y = conv(img)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert img.grad.dtype == np.float64 and conv.weight.grad.dtype == np.float32

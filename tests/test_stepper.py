@@ -197,7 +197,7 @@ def test_step_arithmetic_lines() -> None:
     lines = step_lines(trace.steps[0], trace.root_name)
     assert lines == [
         "upstream   ∂o/∂o = 1",
-        "local      ∂o/∂n = 1 − y² = 0.5   [tanh]",
+        "local      ∂o/∂n = 1 − o² = 0.5   [tanh]",  # the formula's y is this node, o
         "product    1 × 0.5 = 0.5",
         "total      n.grad = 0 + 0.5 = 0.5",
     ]

@@ -26,7 +26,8 @@ def test_explain_prints_the_steps(capsys) -> None:
     out = capsys.readouterr().out
     assert "5 steps" in out
     assert re.search(r"x\*w → x\s+×\s+0\.501\s+×\s+-3\s+=\s+-1\.503\s+x\.grad = -1\.503", out)
-    assert "f'(x) = 1 − y²" in out
+    assert "∂/∂(x*w + b) = 1 − tanh(x*w + b)²" in out  # f'(x) = 1 − y², filled with names
+    assert "∂/∂x = w" in out and "∂/∂(x*w) = 1" in out  # never a generic ∂f/∂a
 
 
 def test_explain_writes_stepper_svg_and_json(tmp_path, capsys) -> None:
@@ -101,8 +102,16 @@ def test_activation_gallery_plots_every_activation(tmp_path, capsys) -> None:
     assert page.count("<svg") == len(elementwise) >= 10
     for op in activation_ops():
         assert f'id="{op.name}"' in page
-    assert page.count("<polyline") >= 2 * len(elementwise)
-    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    # real axes (matplotlib): every plot has y ticks at 0 and ±1, each curve and a legend
+    for op in elementwise:
+        card = page.split(f'id="{op.name}"', 1)[1].split("</section>", 1)[0]
+        yticks = re.findall(r'<g id="ytick_\d+">.*?<text[^>]*>([^<]*)</text>', card, re.DOTALL)
+        assert {"−1", "0", "1"} <= {t.replace("−1.0", "−1").replace("1.0", "1")
+                                     .replace("0.0", "0") for t in yticks}, (op.name, yticks)
+        assert "f(x)" in card and "f′(x)" in card
+        assert "``" not in card  # docstrings' RST backticks become <code>
+    assert "<code>axis</code>" in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # self-contained: loads nothing
 
 
 def test_graph_without_dot_exits_1_with_install_hint(tmp_path, monkeypatch, capsys) -> None:
@@ -111,3 +120,33 @@ def test_graph_without_dot_exits_1_with_install_hint(tmp_path, monkeypatch, caps
     assert "apt-get install graphviz" in capsys.readouterr().err
     assert main(["explain", "x*2", "--set", "x=1", "--html", str(tmp_path / "s.html")]) == 1
     assert main(["graph", "neuron", "-o", str(tmp_path / "g.dot")]) == 0  # DOT needs no dot
+
+
+def test_graph_into_a_closed_pipe_exits_quietly(monkeypatch, capsys) -> None:
+    """`tinygrad-edu graph mlp | head`: the reader closes the pipe early; no "Broken pipe"."""
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write fails with EPIPE
+    closed = open(write_end, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - a stdout
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        assert main(["graph", "mlp"]) == 0
+    finally:
+        monkeypatch.undo()
+        try:
+            closed.close()
+        except BrokenPipeError:
+            pass
+    assert capsys.readouterr().err == ""
+
+
+def test_mlp_example_graph_fits_a_screen_width(tmp_path) -> None:
+    """Measured: left to right it was 2,858 pt = 3,810 px wide; top to bottom 1,157 px."""
+    require_dot()
+    out = tmp_path / "mlp.svg"
+    assert main(["graph", "mlp", "-o", str(out)]) == 0
+    width_pt = float(re.search(r'<svg width="([\d.]+)pt"', out.read_text()).group(1))
+    assert width_pt * 96 / 72 <= 1280  # px at 96 dpi: a laptop screen
+    assert "rankdir=TB" in (main(["graph", "mlp", "-o", str(tmp_path / "m.dot")]) == 0
+                            and (tmp_path / "m.dot").read_text())

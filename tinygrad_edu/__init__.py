@@ -27,11 +27,11 @@ from .value import Value
 __version__ = "0.1.0"
 
 
-def _notebook_display(node: Node) -> dict[str, Any]:
+def _notebook_display(node: Node, mime_type: str) -> str | None:
     """Jupyter's picture of a node: its computation graph (SVG), or text without Graphviz."""
-    from .viz.graph import mimebundle
+    from .viz.graph import notebook_repr
 
-    return mimebundle(node)
+    return notebook_repr(node, mime_type)
 
 
 Node.display_hook = _notebook_display

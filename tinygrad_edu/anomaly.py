@@ -58,6 +58,8 @@ _MACHINERY = {_PACKAGE + name for name in (
     "anomaly.py", "autograd.py", "hooks.py", "registry.py", "tensor.py", "value.py", "ops.py",
     "activations.py", "numerics.py", "losses.py")}
 
+#: numpy's own frames (``np.errstate`` used as a decorator) are passed through, not places.
+_NUMPY = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
 _COMMAND = (_PACKAGE + "cli" + os.sep, _PACKAGE + "__main__.py")
 #: Where each node was created, for nodes made while the mode was on (held weakly).
 _SITES: WeakIdKeyDict = WeakIdKeyDict()  # by identity: a Tensor's == is elementwise
@@ -160,8 +162,11 @@ def _capture() -> str:
     frame = sys._getframe(2)
     layer = caller = None
     command = False
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+    while frame is not None and frame.f_code.co_filename.startswith((_PACKAGE, _NUMPY)):
         name = frame.f_code.co_filename
+        if name.startswith(_NUMPY):
+            frame = frame.f_back
+            continue
         if name not in _MACHINERY:
             where = f"{_short(name)}:{frame.f_lineno} in {frame.f_code.co_name}"
             if layer is None:

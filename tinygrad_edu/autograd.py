@@ -60,7 +60,9 @@ from . import hooks as _hooks
 from .hooks import AnomalyMode, HookError, RemovableHandle, retain_intermediate_grads
 
 __all__ = [
+    "CONSTANT",
     "AnomalyMode",
+    "ConstantLabel",
     "GradMode",
     "HookError",
     "Node",
@@ -71,6 +73,18 @@ __all__ = [
     "retain_intermediate_grads",
     "unbroadcast",
 ]
+
+
+class ConstantLabel(str):
+    """The label of a number written into an expression (the ``2`` of ``2 * x``), made into
+    a leaf by an engine: pictures and traces draw such a leaf as a constant, without a
+    gradient.  Compares equal to its text (``CONSTANT`` is the empty one)."""
+
+    __slots__ = ()
+
+
+#: The label an engine gives a number it turns into a leaf (``x * 2``, ``x + 1``).
+CONSTANT = ConstantLabel("")
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -289,15 +303,23 @@ class Node:
     create_graph_hook: ClassVar[Callable[[Node, Any], None] | None] = None
 
     # ============================================================ notebooks
-    #: How a notebook shows a node: ``display_hook(node) -> {mime type: content}``.  The
-    #: core draws nothing itself (it never imports the viz layer); the package
+    #: How a notebook shows a node: ``display_hook(node, mime_type) -> content or None``.
+    #: The core draws nothing itself (it never imports the viz layer); the package
     #: (``tinygrad_edu/__init__.py``) puts the viz layer's graph picture here.
-    display_hook: ClassVar[Callable[[Node], dict] | None] = None
+    display_hook: ClassVar[Callable[[Node, str], str | None] | None] = None
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
-        """What Jupyter shows for a node (see :attr:`display_hook`)."""
+    # One ``_repr_<type>_`` per format, not one ``_repr_mimebundle_``: IPython asks only for
+    # the formats its front end shows, so a terminal (text only) never runs ``dot``, while a
+    # notebook gets the graph.
+    def _repr_svg_(self) -> str | None:
+        """The graph as SVG, for front ends that show SVG (Jupyter)."""
         hook = Node.display_hook
-        return {"text/plain": repr(self)} if hook is None else hook(self)
+        return None if hook is None else hook(self, "image/svg+xml")
+
+    def _repr_markdown_(self) -> str | None:
+        """Where no picture can be made (no Graphviz): the text and how to get pictures."""
+        hook = Node.display_hook
+        return None if hook is None else hook(self, "text/markdown")
 
 
 def _may_be_shared(grad: Any, upstream: Any, grads: tuple, i: int) -> bool:

@@ -95,10 +95,11 @@ class _pow:
         return m.log(m.where(a > 0, a, 1.0)) * y  # at a = 0: y = 0, so 0
 
 
-@unary(f="x ** p", df="p · x^(p−1)   (0 for p = 0, even at x = 0)", category="arithmetic",
+@unary(f="x ** p", df="p · x^(p−1)", category="arithmetic",
        name="pow_const", symbol="**p", params={"p": 2.0}, domain=(0.5, 3.0))
 class _pow_const:
-    """Power with a constant exponent p (x ** 2, x ** 0.5, x ** -1...)."""
+    """Power with a constant exponent p (x ** 2, x ** 0.5, x ** -1...).  For p = 0 the
+    local gradient is 0 everywhere, x = 0 included."""
 
     def f(m, x, p):
         return m.pow(x, p)

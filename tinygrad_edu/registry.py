@@ -123,10 +123,11 @@ class Op:
         self.kinks = kinks
         self.scalar = scalar
         self.__doc__ = self._compose_doc(doc)
-        if register:
-            if name in REGISTRY:
-                raise ValueError(f"an op named {name!r} is already registered")
+        if register:  # a second definition of a name replaces the first (see _replace)
+            old = REGISTRY.get(name)
             REGISTRY[name] = self
+            if old is not None:
+                _replace(old, self)
 
     def _compose_doc(self, doc: str) -> str:
         lines = [inspect.cleandoc(doc) if doc else self.name, "", f"    f = {self.f_text}"]
@@ -454,12 +455,9 @@ def _engine_of(inputs: tuple) -> type:
 
 
 def _engine_for(kind: str) -> type:
-    try:
-        return ENGINE_FOR[kind]
-    except KeyError:
-        raise RuntimeError(
-            f"no {kind} engine is registered yet (import tinygrad_edu first)"
-        ) from None
+    if kind not in ENGINE_FOR:
+        raise RuntimeError(f"no {kind} engine is registered yet (import tinygrad_edu first)")
+    return ENGINE_FOR[kind]
 
 
 # ------------------------------------------------------------------ engine methods
@@ -473,23 +471,25 @@ def method_for(op: Op) -> Callable:
 
     method.__name__ = method.__qualname__ = op.name
     method.__doc__ = op.__doc__
+    method._registry_op = op  # type: ignore[attr-defined]  # which entry it calls
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [self_param]
-        + [
-            inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
-            for k, v in op.params.items()
-        ]
-    )
+    params = [inspect.Parameter(k, self_param.kind, default=v) for k, v in op.params.items()]
+    method.__signature__ = inspect.Signature([self_param, *params])  # type: ignore[attr-defined]
     return method
+
+
+def _replace(old: Op, new: Op) -> None:
+    """A name defined again (a re-run notebook cell, a second test file): the newest entry
+    is the one the engines' methods (and the generated ``nn`` modules, made on next use)
+    call.  Code that holds the old op object keeps using it."""
+    for cls in ENGINES:
+        if getattr(cls.__dict__.get(old.name), "_registry_op", None) is old:
+            setattr(cls, old.name, method_for(new))
 
 
 def attach_methods(cls: type, categories: tuple[str, ...], scalar_only: bool) -> None:
     """Give ``cls`` a method for every registered op of the given categories."""
     for op in REGISTRY.values():
-        if op.category in categories and (op.scalar or not scalar_only) and not hasattr(
-            cls, op.name
-        ):
-            if scalar_only and op.kind == "tensor":
-                continue
+        wanted = op.category in categories and (op.scalar or not scalar_only)
+        if wanted and not hasattr(cls, op.name) and not (scalar_only and op.kind == "tensor"):
             setattr(cls, op.name, method_for(op))

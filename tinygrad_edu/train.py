@@ -37,9 +37,11 @@ from .tensor import Tensor
 
 __all__ = [
     "DEFAULTS",
+    "OPTIMIZER_DEFAULTS",
     "EpochResult",
     "TrainingDiverged",
     "blas_threads",
+    "defaults_for",
     "evaluate",
     "fit",
     "format_epoch",
@@ -57,7 +59,27 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "momentum": 0.9, "weight_decay": 0.0},
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
+#: Each optimizer's own defaults per model (``--lr``, ``--weight-decay`` override them); every
+#: run anneals its learning rate by a cosine over its epochs.  Adam's steps are normalised,
+#: so SGD's 0.05 is 25× too large for them (MLP, 2 epochs: 77% with 0.05; 97.2% with 2e-3).
+OPTIMIZER_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
+    "mlp": {"sgd": {"lr": 0.05, "weight_decay": 5e-4},
+            "adam": {"lr": 2e-3, "weight_decay": 0.0},
+            "adamw": {"lr": 2e-3, "weight_decay": 1e-2}},
+    "cnn": {"sgd": {"lr": 0.05, "weight_decay": 5e-4},
+            "adam": {"lr": 2e-3, "weight_decay": 0.0},
+            "adamw": {"lr": 2e-3, "weight_decay": 1e-2}},
+}
 EVAL_BATCH = 1000
+
+
+def defaults_for(model: str, optimizer: str | None = None) -> dict[str, Any]:
+    """A run's default settings: the model's (:data:`DEFAULTS`), with ``optimizer`` (default:
+    the model's own) and that optimizer's learning rate and weight decay."""
+    settings = dict(DEFAULTS[model])
+    name = optimizer or settings["optimizer"]
+    settings.update(OPTIMIZER_DEFAULTS[model][name], optimizer=name)
+    return settings
 
 
 class TrainingDiverged(RuntimeError):
@@ -189,6 +211,7 @@ def _current_lr(optimizer: Any) -> float:
     return float(getattr(optimizer, "lr", math.nan))
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # divergence: our message only
 def fit(model: nn.Module, optimizer: Any,
         data: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
         epochs: int, batch_size: int, seed: int = 0, scheduler: Any = None,
@@ -199,7 +222,8 @@ def fit(model: nn.Module, optimizer: Any,
     Inputs must already have the model's shape (see :func:`tinygrad_edu.models.prepare_inputs`);
     pass ``x_test=None`` to skip testing.  ``seed`` fixes the shuffling of every epoch.
     ``scheduler.step()`` (if given) runs after each epoch, and ``on_epoch(result)`` after
-    that.  Returns one :class:`EpochResult` per epoch; raises :class:`TrainingDiverged`.
+    that.  Returns one :class:`EpochResult` per epoch; raises :class:`TrainingDiverged`
+    (numpy's overflow warnings are silenced here: a diverging run says so once, clearly).
     """
     x, y, x_test, y_test = data
     results = []

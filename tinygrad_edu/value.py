@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import activations as _activations  # noqa: F401  (registers the activations)
-from .autograd import GradMode, Node
+from .autograd import CONSTANT, GradMode, Node
 from .numerics import SCALAR
 from .ops import add, div, mul, neg, sub
 from .registry import REGISTRY, register_engine
@@ -58,7 +58,7 @@ class Value(Node):
     def _coerce(x: Any, like: Any = None) -> Value:
         if isinstance(x, Value):
             return x
-        return Value(_as_float(x, "Value operand"))
+        return Value(_as_float(x, "Value operand"), CONSTANT)
 
     @staticmethod
     def _reduce_to(g: float, parent: Value) -> float:
@@ -254,7 +254,7 @@ def _operand(x: Any) -> Value | None:
     if cls is Value:
         return x
     if cls is float or cls is int or isinstance(x, numbers.Real):
-        return Value(float(x))
+        return Value(float(x), CONSTANT)  # marked: drawn as a constant
     return None
 
 

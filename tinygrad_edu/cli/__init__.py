@@ -20,6 +20,7 @@ left complete or untouched: their temporary files are removed on the way out).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -78,7 +79,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tinygrad-edu`` with ``argv`` (default: the process's arguments); return the exit
     code: 2 with the help on stderr when no command is given, 1 with one line for any error
-    (the traceback with ``--debug``), 130 on Ctrl-C, 143 on SIGTERM."""
+    (the traceback with ``--debug``), 130 on Ctrl-C, 143 on SIGTERM; 0, silently, when the
+    reader of a pipe closed it, as ``| head`` does."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
@@ -87,13 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"tinygrad-edu {args.command}"
     try:
         with _sigterm_raises():
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            return code
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
     except Terminated:
         print(f"{command}: terminated", file=sys.stderr)
         return 143
+    except BrokenPipeError:  # `tinygrad-edu graph neuron | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush
+        return 0
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback unless asked
         if args.debug:
             traceback.print_exc()

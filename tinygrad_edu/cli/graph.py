@@ -99,7 +99,9 @@ def register_cli(subparsers: Any) -> None:
                        help="output file: .svg .png .pdf or .dot (default: DOT to stdout)")
     graph.add_argument("--no-backward", action="store_true",
                        help="draw before backward (no gradients)")
-    graph.add_argument("--rankdir", choices=("LR", "TB"), default="LR", help="layout direction")
+    graph.add_argument("--rankdir", choices=("LR", "TB"), default=None,
+                       help="layout direction (default: TB for mlp, whose tensor records "
+                            "are wide, so it fits a screen; LR otherwise)")
     graph.add_argument("--activations", metavar="PATH",
                        help="write the activation gallery (HTML) to PATH")
     graph.set_defaults(func=run_graph)
@@ -154,7 +156,7 @@ def _example_graph(args: argparse.Namespace) -> Any:
     else:
         make = examples.neuron if args.example == "neuron" else examples.mlp
         root = make(backward=not args.no_backward)
-    return draw_graph(root, rankdir=args.rankdir)
+    return draw_graph(root, rankdir=args.rankdir or examples.RANKDIR.get(args.example, "LR"))
 
 
 def _derivative_graph(args: argparse.Namespace) -> Any:
@@ -206,6 +208,8 @@ def run_graph(args: argparse.Namespace) -> int:
         return fail(str(exc), code=2)
     except GraphvizNotFound as exc:
         return fail(str(exc), code=1)
+    except BrokenPipeError:  # `| head` closed stdout: main() exits quietly
+        raise
     except ArithmeticError as exc:
         return fail(f"the backward pass failed: {type(exc).__name__}: {one_line(exc)}", "graph")
     except (ValueError, OSError) as exc:

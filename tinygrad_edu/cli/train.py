@@ -11,7 +11,6 @@ output path (checked before any work), 130 Ctrl-C, 143 SIGTERM.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,9 +30,11 @@ from ..registry import activation_ops
 from ..tensor import Tensor
 from ..train import (
     DEFAULTS,
+    OPTIMIZER_DEFAULTS,
     OPTIMIZERS,
     EpochResult,
     TrainingDiverged,
+    defaults_for,
     evaluate,
     fit,
     format_epoch,
@@ -64,12 +65,17 @@ def _activation_names() -> list[str]:
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Fill the options left unset with the chosen model's defaults."""
-    settings = dict(DEFAULTS[args.model])
+    settings = defaults_for(args.model, args.optimizer)  # the optimizer's own lr, decay
     for key in settings:
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
     return settings
+
+
+def _count(n: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _load_data(data_dir: str | None, model_name: str,
@@ -182,7 +188,7 @@ def _train_command(args: argparse.Namespace) -> int:
     print(
         f"training {args.model} ({model.num_parameters():,} parameters, {args.activation}) on "
         f"{len(data[0]):,} images: {settings['optimizer']} lr {settings['lr']:g} (cosine), "
-        f"batch {settings['batch_size']}, {settings['epochs']} epochs, seed {args.seed}",
+        f"batch {settings['batch_size']}, {_count(settings['epochs'], 'epoch')}, seed {args.seed}",
         flush=True,
     )
     state: dict[str, Any] = {"saved_epoch": None}
@@ -214,14 +220,59 @@ def _train_command(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- eval
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+def _config_text(config: dict[str, Any]) -> str:
+    """``sizes 784-256-128-64-10, activation relu``: an architecture's settings, readable."""
+    parts = []
+    for key, value in config.items():
+        if isinstance(value, (list, tuple)):
+            value = "-".join(str(v) for v in value)
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
+def _training_notes(meta: dict[str, Any]) -> list[str]:
+    """The checkpoint's training notes as sentences (keys it lacks are left out)."""
+    get = meta.get
+    lines = []
+    if get("epoch") is not None:
+        run = f"epoch {get('epoch')}" + (f" of {get('epochs')}" if get("epochs") else "")
+        opt = get("optimizer", "?")
+        details = [f"lr {get('lr'):g}" if get("lr") is not None else "",
+                   f"momentum {get('momentum'):g}" if opt == "sgd" and get("momentum") else "",
+                   f"weight decay {get('weight_decay'):g}" if get("weight_decay") else "",
+                   f"batch {get('batch_size')}" if get("batch_size") else "",
+                   f"seed {get('seed')}" if get("seed") is not None else ""]
+        images = f"the first {get('limit'):,} images" if get("limit") else "all training images"
+        lines.append(f"trained:      {run}, {opt} ({', '.join(d for d in details if d)}) on "
+                     f"{images}")
+    scores = [f"loss {get('loss'):.4f}" if get("loss") is not None else "",
+              f"train accuracy {get('train_accuracy'):.2%}"
+              if get("train_accuracy") is not None else "",
+              f"test accuracy {get('test_accuracy'):.2%}"
+              if get("test_accuracy") is not None else ""]
+    if any(scores):
+        lines.append(f"at saving:    {', '.join(x for x in scores if x)}")
+    known = {"epoch", "epochs", "optimizer", "lr", "momentum", "weight_decay", "batch_size",
+             "seed", "limit", "loss", "train_accuracy", "test_accuracy", "activation",
+             "epoch_lr", "seconds", "images_per_second"}
+    rest = {k: v for k, v in meta.items() if k not in known}
+    if rest:
+        lines.append("other notes:  " + ", ".join(f"{k} {v}" for k, v in sorted(rest.items())))
+    return lines
 
 
 def _eval_command(args: argparse.Namespace) -> int:
     """Run ``tinygrad-edu eval``: rebuild the recorded model and test it."""
+    if args.file and args.checkpoint and args.file != args.checkpoint:
+        return fail(f"two checkpoints given ({args.file}, {args.checkpoint}): name one", "eval",
+                    code=2)
+    path = args.file or args.checkpoint
+    if path is None:
+        return fail("name the checkpoint: tinygrad-edu eval FILE.npz", "eval", code=2)
+    if args.threads > 0:
+        runtime.set_blas_threads(args.threads)  # as train does: 1 is fastest on shared cores
     try:
-        model, meta = load_checkpoint(args.checkpoint)
+        model, meta = load_checkpoint(path)
     except CheckpointError as exc:
         return fail(one_line(exc), "eval")
     architecture = meta.pop("architecture")
@@ -230,10 +281,11 @@ def _eval_command(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         return fail(one_line(exc), "eval")
     accuracy = evaluate(model, prepare_inputs(architecture["name"], x_test), y_test)
-    print(f"checkpoint: {args.checkpoint}")
-    print(f"architecture: {architecture['name']} {_json(architecture.get('config', {}))}")
-    print(f"parameters: {model.num_parameters():,}")
-    print(f"meta: {_json(meta)}")
+    print(f"checkpoint:   {path}")
+    print(f"model:        {architecture['name']} ({_config_text(architecture.get('config', {}))}"
+          f"), {model.num_parameters():,} parameters")
+    for line in _training_notes(meta):
+        print(line)
     print(f"test accuracy: {accuracy:.2%} ({round(accuracy * len(y_test))}/{len(y_test)})")
     return 0
 
@@ -244,6 +296,11 @@ def _eval_command(args: argparse.Namespace) -> int:
 def _per_model(key: str) -> str:
     return ", ".join(f"{m}: {DEFAULTS[m][key]:g}" if not isinstance(DEFAULTS[m][key], str)
                      else f"{m}: {DEFAULTS[m][key]}" for m in DEFAULTS)
+
+
+def _per_optimizer(key: str) -> str:
+    return "; ".join(f"{m}: " + ", ".join(f"{o} {v[key]:g}" for o, v in table.items())
+                     for m, table in OPTIMIZER_DEFAULTS.items())
 
 
 def _add_train_parser(subparsers: Any) -> None:
@@ -262,12 +319,14 @@ def _add_train_parser(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, metavar="N",
                    help=f"training batch size ({_per_model('batch_size')})")
     p.add_argument("--lr", type=positive_float, metavar="F",
-                   help=f"initial learning rate, annealed by a cosine ({_per_model('lr')})")
+                   help="initial learning rate, annealed by a cosine (default: the "
+                        f"optimizer's own: {_per_optimizer('lr')})")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"({_per_model('optimizer')})")
     p.add_argument("--momentum", type=non_negative_float, metavar="F",
                    help=f"SGD momentum ({_per_model('momentum')})")
     p.add_argument("--weight-decay", type=non_negative_float, metavar="F",
-                   help=f"L2 (sgd, adam) or decoupled (adamw) ({_per_model('weight_decay')})")
+                   help="L2 (sgd, adam) or decoupled (adamw) (default: the optimizer's own: "
+                        f"{_per_optimizer('weight_decay')})")
     p.add_argument("--seed", type=non_negative_int, metavar="N", default=0,
                    help="drives initialisation, shuffling and dropout (default: 0)")
     p.add_argument("--data", metavar="DIR", default=None,
@@ -298,9 +357,13 @@ def _add_eval_parser(subparsers: Any) -> None:
         description="Rebuild the model recorded in a checkpoint and print its test accuracy "
                     "with the recorded architecture and training notes.",
     )
-    p.add_argument("--checkpoint", required=True, metavar="FILE", help="a .npz checkpoint")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="a .npz checkpoint (the model is rebuilt from it)")
+    p.add_argument("--checkpoint", metavar="FILE", help="the same, as an option")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="MNIST directory (default: $TINYGRAD_EDU_DATA, then the user cache)")
+    p.add_argument("--threads", type=int, metavar="N", default=1,
+                   help="BLAS threads, as for train (default: 1; 0 keeps the library's)")
     p.set_defaults(func=_eval_command)
 
 

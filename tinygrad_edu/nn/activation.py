@@ -125,7 +125,7 @@ def activation_modules() -> dict[str, type[Module]]:
     activations registered later also get one)."""
     for op in activation_ops():
         name = module_name(op.name)
-        if name not in _GENERATED:
+        if name not in _GENERATED or _GENERATED[name].op is not op:  # new, or re-defined
             _GENERATED[name] = _make(op)
     return dict(_GENERATED)
 

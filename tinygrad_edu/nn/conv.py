@@ -103,6 +103,7 @@ class conv2d:
     def forward(x, w, b=None, stride=1, padding=0):
         (sh, sw), (ph, pw) = pair(stride), pair(padding)
         _check(x, w, b, sh, sw, ph, pw)
+        x = x.astype(w.dtype, copy=False)  # the layer's dtype (see Conv2d)
         n, (o, c, kh, kw) = x.shape[0], w.shape
         ho = conv_output_size(x.shape[2], kh, sh, ph)
         wo = conv_output_size(x.shape[3], kw, sw, pw)
@@ -127,7 +128,7 @@ class conv2d:
             gw = (cols.T @ g2).reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
             gw = np.ascontiguousarray(gw)
         gx = _col2im(g2, wmat, padded_shape, (n, ho, wo), kh, kw, sh, sw, ph, pw) \
-            if x.requires_grad else None
+            .astype(x.data.dtype, copy=False) if x.requires_grad else None
         if len(parents) == 2:
             return gx, gw
         gb = _column_sums(g2) if parents[2].requires_grad else None
@@ -162,7 +163,9 @@ class Conv2d(Module):
     H' = ⌊(H + 2·padding − kh)/stride⌋ + 1; weight (out, in, kh, kw), bias (out,).
 
     Weights default to He (kaiming) initialisation, fan_in = in·kh·kw; ``init`` overrides.
-    Input errors are the op's checks, reported under the layer's name.
+    Input errors are the op's checks, reported under the layer's name.  The input is cast
+    to the layer's dtype (a float64 batch into a float32 model computes in float32; PyTorch
+    raises instead); its gradient keeps the input's dtype.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,

@@ -43,6 +43,7 @@ class linear:
     def forward(x, w, b=None):
         if x.shape[-1:] != w.shape[1:]:
             raise ShapeError("linear", f"expected input (..., {w.shape[1]}), got {x.shape}")
+        x = x.astype(w.dtype, copy=False)  # the layer's dtype (float64 batch, float32 model)
         y = x @ w.T
         if b is not None:
             y += b
@@ -52,8 +53,8 @@ class linear:
         parents = node.parents
         x, w = parents[0], parents[1]
         g2 = _rows(g)
-        gx = g @ w.data if x.requires_grad else None
-        gw = _weight_grad(x.data, g2) if w.requires_grad else None
+        gx = (g @ w.data).astype(x.data.dtype, copy=False) if x.requires_grad else None
+        gw = _weight_grad(x.data.astype(w.data.dtype, copy=False), g2) if w.requires_grad else None
         if len(parents) == 2:
             return gx, gw
         gb = g2.sum(axis=0) if parents[2].requires_grad else None
@@ -76,6 +77,10 @@ class Linear(Module):
     ``init`` names the weight scheme (see :mod:`.init`); by default it suits ``activation``
     (the activation that follows this layer: kaiming for the ReLU family).  ``bias_init``
     is the bias's constant starting value.
+
+    The input is cast to the layer's dtype: a float64 batch fed to a float32 model computes
+    in float32 (PyTorch raises a dtype error instead); the input's gradient keeps the
+    input's dtype.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,

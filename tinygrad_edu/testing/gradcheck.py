@@ -29,7 +29,12 @@ __all__ = [
 
 
 class GradcheckError(AssertionError):
-    """Analytic and numerical gradients disagree; the message says where and by how much."""
+    """Analytic and numerical gradients disagree; the message says where and by how much,
+    the input's value there, and (when one can be found) the registry op whose local
+    gradient disagrees with central differences of its own ``f``, with its formula.
+
+    An ``AssertionError``: pytest shows the failing line, and hypothesis its "Falsifying
+    example", as for a plain ``assert``."""
 
 
 def _check_inputs(inputs: Sequence[Node], what: str) -> list[Node]:
@@ -192,6 +197,7 @@ def gradcheck(
     otherwise :class:`GradcheckError` names the input, the element, the output element, and
     both values (the worst mismatch of that input, and how many entries failed).
     """
+    __tracebackhide__ = True  # pytest shows the caller's line, not this function's
     inputs = _check_inputs(inputs, "gradcheck")
     analytic = analytic_jacobian(fn, inputs)
     numeric = numerical_jacobian(fn, inputs, eps)
@@ -206,11 +212,102 @@ def gradcheck(
             k, j = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(a), excess, np.inf))),
                                     a.shape)
             name = f" ({x.label!r})" if x.label else ""
+            value = float(np.ravel(np.asarray(x.data, dtype=np.float64))[j])
             raise GradcheckError(
                 f"gradcheck failed for input {i}{name} of {type(x).__name__} shape "
-                f"{np.shape(x.data)}: element {_element_label(x, j)}, output element {k}: "
+                f"{np.shape(x.data)}: element {_element_label(x, j)} (value {value:.10g}), "
+                f"output element {k}: "
                 f"analytic {a[k, j]:.10g} vs numerical {n[k, j]:.10g} "
                 f"(|diff| {abs(a[k, j] - n[k, j]):.3g} > atol {atol:g} + rtol {rtol:g}·|numerical|); "
                 f"{int(bad.sum())} of {bad.size} Jacobian entries differ"
+                + _suspect(fn, inputs, eps, atol, rtol)
             )
     return True
+
+
+# ------------------------------------------------------------------ which op is wrong
+def _suspect(fn: Callable, inputs: list[Node], eps: float, atol: float, rtol: float) -> str:
+    """``"; suspect: op 'cube' ..."``: the first op of ``fn``'s graph (from the inputs on)
+    whose local gradient disagrees with central differences of its own forward, at the
+    values that op saw; "" when every op agrees (or none can be checked)."""
+    saved = [getattr(x, "requires_grad", True) for x in inputs]
+    previous_mode = GradMode.enabled
+    GradMode.enabled = True
+    try:
+        for x in inputs:
+            if isinstance(x, Tensor):
+                x.requires_grad = True
+        seen: set[int] = set()
+        for out in _outputs(fn(*inputs)):
+            for node in out.topological_order():
+                if node._op is None or id(node) in seen:
+                    continue
+                seen.add(id(node))
+                found = _check_op(node, eps, atol, rtol)
+                if found:
+                    return "; suspect: " + found
+    except Exception:  # noqa: BLE001 - only a hint: never hide the real failure
+        return ""
+    finally:
+        GradMode.enabled = previous_mode
+        for x, requires_grad in zip(inputs, saved):
+            if isinstance(x, Tensor):
+                x.requires_grad = requires_grad
+    return ""
+
+
+def _check_op(node: Node, eps: float, atol: float, rtol: float) -> str:
+    """Compare one elementwise node's local gradients with central differences of the op's
+    ``f`` at the node's inputs; a description of the first disagreement, or ""."""
+    op, m = node._op, node._math
+    if op.kind == "tensor":
+        return _check_tensor_op(node, eps, atol, rtol)
+    args = [p.data for p in node._parents]
+    params = node._ctx if op.kind == "unary" and node._ctx else {}
+    local = op.local(node)
+    names = ("x",) if op.kind == "unary" else ("a", "b")
+    for i, (want, name) in enumerate(zip(local, names)):
+        def at(delta: float, i: int = i) -> Any:
+            shifted = [a + delta if k == i else a for k, a in enumerate(args)]
+            return op.f(m, *shifted, **params)
+
+        numeric = np.asarray((at(eps) - at(-eps)) / (2 * eps), dtype=np.float64)
+        got = np.broadcast_to(np.asarray(want, dtype=np.float64), numeric.shape)
+        bad = np.abs(got - numeric) > atol + rtol * np.abs(numeric)
+        if bad.any():
+            e = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
+            here = np.broadcast_to(np.asarray(args[i], dtype=np.float64), numeric.shape)[e]
+            where = f" element {tuple(int(v) for v in e)}" if e else ""
+            return (f"op {op.name!r} (f = {op.f_text}; {op.grad_texts[i]}): its local "
+                    f"gradient at {name} = {here:.6g}{where} is {got[e]:.6g}, central "
+                    f"differences of its f give {numeric[e]:.6g}")
+    return ""
+
+
+def _check_tensor_op(node: Node, eps: float, atol: float, rtol: float) -> str:
+    """A tensor op's backward for one random upstream u against central differences of
+    ``u · forward`` (small inputs, ops without parameters: those are not kept on the node)."""
+    op = node._op
+    arrays = [np.array(p.data, dtype=np.float64) for p in node._parents]
+    if op.params or sum(a.size for a in arrays) > 256:
+        return ""
+    u = np.random.default_rng(0).standard_normal(np.shape(node.data))
+    grads = op.backward(node, u)
+    for i, g in enumerate(grads):
+        if g is None:
+            continue
+        for j in range(arrays[i].size):
+            sums = []
+            for delta in (eps, -eps):
+                shifted = [a.copy() for a in arrays]
+                shifted[i].reshape(-1)[j] += delta
+                sums.append(float(np.sum(u * op.forward(*shifted)[0])))
+            numeric, got = (sums[0] - sums[1]) / (2 * eps), float(np.ravel(g)[j])
+            if abs(got - numeric) > atol + rtol * abs(numeric):
+                e = tuple(int(v) for v in np.unravel_index(j, arrays[i].shape))
+                text = op.grad_texts[i] if i < len(op.grad_texts) else ""
+                return (f"op {op.name!r} (f = {op.f_text}; {text}): its backward gives input "
+                        f"{i} element {e} (value {arrays[i][e]:.6g}) the gradient {got:.6g} "
+                        f"for a random upstream, central differences of its forward "
+                        f"give {numeric:.6g}")
+    return ""

@@ -2,7 +2,8 @@
 boilerplate.
 
 * the ``gradcheck`` fixture: ``gradcheck(fn, inputs, **tolerances)`` fails the test with
-  the checker's message (input, element, analytic and numerical value) on a mismatch;
+  the checker's message (input, element and its value, analytic and numerical value, the
+  suspect op and its formula) on a mismatch, as an ``AssertionError``;
 * the ``gradgradcheck`` fixture: the same for second derivatives (the gradient of the
   gradient, through ``create_graph=True``), with the same failure report;
 * the ``assert_gradients_match`` fixture: backpropagates ``fn(*inputs)`` and compares each
@@ -27,7 +28,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .gradcheck import GradcheckError
 from .gradcheck import gradcheck as _gradcheck
 from .gradgradcheck import gradgradcheck as _gradgradcheck
 
@@ -49,31 +49,26 @@ except ImportError:  # pragma: no cover - exercised only without hypothesis inst
 
 @pytest.fixture(scope="session")  # stateless: usable inside hypothesis @given tests too
 def gradcheck() -> Callable[..., bool]:
-    """``gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3)`` that fails the test cleanly."""
+    """``gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3)``: a mismatch raises
+    :class:`~tinygrad_edu.testing.GradcheckError`, an ``AssertionError``, so pytest shows
+    the test's failing line and, under ``@given``, hypothesis its "Falsifying example"."""
 
     def check(fn: Callable, inputs, **tolerances) -> bool:
         __tracebackhide__ = True
-        try:
-            return _gradcheck(fn, inputs, **tolerances)
-        except GradcheckError as exc:
-            message = str(exc)
-        pytest.fail(message, pytrace=False)  # outside ``except``: no chained traceback
+        return _gradcheck(fn, inputs, **tolerances)
 
     return check
 
 
 @pytest.fixture(scope="session")
 def gradgradcheck() -> Callable[..., bool]:
-    """``gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3)`` that
-    fails the test cleanly (see :func:`tinygrad_edu.testing.gradgradcheck`)."""
+    """``gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3)``
+    (see :func:`tinygrad_edu.testing.gradgradcheck`): a mismatch raises its
+    :class:`~tinygrad_edu.testing.GradcheckError` as is, like the ``gradcheck`` fixture."""
 
     def check(fn: Callable, inputs, **options) -> bool:
         __tracebackhide__ = True
-        try:
-            return _gradgradcheck(fn, inputs, **options)
-        except GradcheckError as exc:
-            message = str(exc)
-        pytest.fail(message, pytrace=False)
+        return _gradgradcheck(fn, inputs, **options)
 
     return check
 
@@ -121,12 +116,7 @@ def assert_gradients_match() -> Callable[..., None]:
     backpropagated gradients with hand-derived ones (see :func:`gradients_match`)."""
 
     def check(fn: Callable, inputs, expected, **tolerances) -> None:
-        __tracebackhide__ = True
-        try:
-            gradients_match(fn, inputs, expected, **tolerances)
-            return
-        except AssertionError as exc:
-            message = str(exc)
-        pytest.fail(message, pytrace=False)
+        __tracebackhide__ = True  # an AssertionError: the test's line and hypothesis's example
+        gradients_match(fn, inputs, expected, **tolerances)
 
     return check

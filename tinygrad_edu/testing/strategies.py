@@ -1,6 +1,6 @@
 """Hypothesis strategies for gradient property tests, the ones our own test-suite uses.
 
-Import them in your tests (hypothesis must be installed: ``pip install tinygrad_edu[dev]``)::
+Import them in your tests (hypothesis comes with ``pip install 'tinygrad_edu[testing]'``)::
 
     from hypothesis import given
     from tinygrad_edu.testing import gradcheck
@@ -38,8 +38,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ImportError as exc:  # a plain install has no hypothesis
+    raise ImportError(
+        "tinygrad_edu.testing.strategies needs hypothesis, which a plain install does not "
+        "include: pip install 'tinygrad_edu[testing]' (pytest and hypothesis)"
+    ) from exc
 
 from ..registry import Op
 from ..tensor import Tensor

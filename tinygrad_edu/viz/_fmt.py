@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import ConstantLabel
+
 _SIMPLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|#\d+")
 
 #: Arrays with at most this many elements are shown value by value.
@@ -69,12 +71,95 @@ def short_formula(text: str, limit: int = 14) -> str:
     return rhs if len(rhs) <= limit else ""
 
 
-def node_names(order: list) -> dict[Any, str]:
-    """A display name per node: its label, or ``#k`` (k = position in topological order)."""
+def node_names(order: list, params: dict[int, str] | None = None) -> dict[Any, str]:
+    """A display name per node: its label; a parameter's name from ``params`` (``id(node)``
+    → name, as ``dict(model.named_parameters())`` gives); a constant's value (``3``); an op
+    result's short expression built from its parents' names (``tanh(x*w + b)``, long parts
+    elided to ``…``); else ``#k`` (k = position in topological order)."""
     names: dict[Any, str] = {}
     for k, node in enumerate(order):
-        names[node] = node.label or f"#{k}"
+        if node.label:
+            names[node] = node.label
+        elif params and id(node) in params:
+            names[node] = params[id(node)]
+        elif is_constant(node):
+            names[node] = num(node.data) if np.ndim(node.data) == 0 else f"#{k}"
+        elif node._op is not None:  # the output (last) may be longer: it heads the table
+            limit = 2 * NAME_LIMIT if k == len(order) - 1 else NAME_LIMIT
+            names[node] = expression_name(node, names, limit) or f"#{k}"
+        else:
+            names[node] = f"#{k}"
     return names
+
+
+def is_constant(node: Any) -> bool:
+    """A number written into an expression (``2 * x``): a leaf the engine made from it, or a
+    tensor leaf that takes no gradient and holds one number."""
+    if node._op is not None:
+        return False
+    if isinstance(node.label, ConstantLabel):
+        return True
+    return not getattr(node, "requires_grad", True) and np.ndim(node.data) == 0
+
+
+#: Longest name a node gets from its expression; beyond it, long parts elide to ``…``.
+NAME_LIMIT = 28
+_BINARY_TEXT = {"add": (" + ", 1), "sub": (" - ", 1), "mul": ("*", 2), "div": ("/", 2),
+                "pow": ("**", 3), "matmul": (" @ ", 2)}
+
+
+def precedence(text: str) -> int:
+    """How tightly a written expression binds: 1 for a top-level ``+``/``-``, 2 for
+    ``*``/``/``/``@`` (and ``·×÷``), 3 for ``**``/``^``, 4 for a name, number or call."""
+    depth, level, i = 0, 4, 0
+    while i < len(text):
+        c = text[i]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif depth == 0 and i > 0:
+            if text.startswith((" + ", " - ", " − "), i):
+                return 1
+            if text.startswith("**", i) or c == "^":
+                level, i = min(level, 3), i + (c == "*")
+            elif c in "*/@·×÷":
+                level = min(level, 2)
+        i += 1
+    return level
+
+
+def _operand(name: str, level: int, right: bool = False) -> str:
+    """``name`` in parentheses where it binds less tightly than the operator around it."""
+    p = precedence(name)
+    return f"({name})" if p < level or (right and p == level and level < 4) else name
+
+
+def expression_name(node: Any, names: dict, limit: int = NAME_LIMIT) -> str:
+    """The short expression of an op node from its parents' names: ``x*w + b``; parts
+    longer than 10 characters become ``…`` when the whole would exceed ``limit``."""
+    parts = [names[p] for p in node._parents]
+    full = _compose(node, parts)
+    if len(full) <= limit:
+        return full
+    return _compose(node, [p if len(p) <= 10 else "…" for p in parts])
+
+
+def _compose(node: Any, parts: list[str]) -> str:
+    op = node._op
+    if op.name in _BINARY_TEXT and len(parts) == 2:
+        sym, level = _BINARY_TEXT[op.name]
+        right = op.name in ("sub", "div") or op.name == "pow"
+        left_level = level + 1 if op.name == "pow" else level
+        return _operand(parts[0], left_level) + sym + _operand(parts[1], level, right)
+    params = node._ctx if op.kind == "unary" and isinstance(node._ctx, dict) else {}
+    if op.name == "pow_const":
+        return f"{_operand(parts[0], 4)}**{num(params.get('p', 2.0))}"
+    if op.name == "neg":
+        return f"-{_operand(parts[0], 3)}"
+    extra = [f"{k}={v}" if isinstance(v, str) else f"{k}={num(v)}" for k, v in params.items()
+             if isinstance(v, (int, float, str)) and v != op.params.get(k)]
+    return f"{op.name}({', '.join(parts + extra)})"
 
 
 def node_ids(order: list) -> dict[Any, str]:
@@ -88,10 +173,18 @@ def edge_id(node_id: str, i: int) -> str:
 
 
 def wrap(name: str) -> str:
-    """A name fit to follow ``∂`` or precede ``.grad``: ``x``, ``#3``, ``(x*w)``."""
-    return name if is_simple(name) else f"({name})"
+    """A name fit to follow ``∂`` or precede ``.grad``: ``x``, ``#3``, ``tanh(x)``,
+    ``(x*w)``: in parentheses unless it is a name, a number or a call."""
+    if is_simple(name):
+        return name
+    return name if precedence(name) == 4 and not name.startswith(("-", "…")) else f"({name})"
 
 
 def is_simple(name: str) -> bool:
     """An ASCII identifier or ``#k``: safe to write next to other symbols."""
     return _SIMPLE_NAME.fullmatch(name) is not None
+
+
+def count(n: int, word: str) -> str:
+    """``1 step``, ``5 steps``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

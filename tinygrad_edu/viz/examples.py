@@ -6,7 +6,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["mlp", "network_step", "neuron"]
+__all__ = ["RANKDIR", "mlp", "mnist_batch", "network_step", "neuron"]
+
+#: The layout each example reads best in at a screen's width: the MLP's tensor records are
+#: wide, so its chain runs top to bottom (left to right it is 3,800 px wide; this: 1,160).
+RANKDIR = {"mlp": "TB"}
 
 
 def neuron(backward: bool = True) -> Any:
@@ -59,14 +63,34 @@ def mlp(backward: bool = True, seed: int = 0) -> Any:
     return loss
 
 
-def network_step(name: str, batch: int = 16, seed: int = 0) -> Any:
-    """One training step of the model zoo's ``name`` ("mlp"/"cnn") on random MNIST-shaped
-    data, drawn layer by layer (see :mod:`.module_view`)."""
-    from ..models import build_model, input_shape
-    from .module_view import draw_training_step
+def mnist_batch(name: str, batch: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """``batch`` MNIST test images shaped for the model zoo's ``name``, their labels, and
+    what they are.  Real MNIST when it is already on this machine (never downloaded here);
+    else a *synthetic* batch (uniform random pixels in [0, 1], random labels), said so."""
+    from ..datasets import DatasetError, load_mnist
+    from ..models import input_shape, prepare_inputs
 
     rng = np.random.default_rng(seed)
+    try:
+        _, _, x_test, y_test = load_mnist(download=False)
+    except DatasetError:
+        images = rng.random((batch, *input_shape(name)), dtype=np.float32)
+        return images, rng.integers(0, 10, size=batch), "synthetic batch (no MNIST found)"
+    pick = rng.choice(len(x_test), size=batch, replace=False)
+    return prepare_inputs(name, x_test[pick]), y_test[pick], "MNIST batch"
+
+
+def network_step(name: str, batch: int = 16, seed: int = 0) -> Any:
+    """One training step of the model zoo's ``name`` ("mlp"/"cnn") at initialisation, drawn
+    layer by layer (see :mod:`.module_view`), on a real MNIST test batch when the data is
+    present (the loss is then near ln 10 ≈ 2.3), else on a batch labelled "synthetic"."""
+    from ..models import build_model
+    from ..tensor import Tensor
+    from .module_view import draw_training_step
+
     model = build_model(name, rng=seed)
-    images = rng.standard_normal((batch, *input_shape(name))).astype(np.float32)
-    labels = rng.integers(0, 10, size=batch)
-    return draw_training_step(model, images, labels)
+    images, labels, source = mnist_batch(name, batch, seed)
+    dot = draw_training_step(model, Tensor(images, label=f"{source}, {batch} images"), labels)
+    dot.attr(label=f"one training step of mnist-{name} at initialisation: {source}",
+             labelloc="t", fontsize="13")
+    return dot

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import _fmt
-from .graph import _substitute
+from .graph import named_formula, param_names
 
 __all__ = ["BackwardTrace", "Step", "explain_backward", "reduction_axes"]
 
@@ -127,7 +127,7 @@ class BackwardTrace:
         rows = self.rows()
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         lines = [(f"backward from {self.root_name} (seed gradient {_fmt.brief(self.seed)}), "
-                 f"{len(self.steps)} steps: upstream × local = contribution, added to the "
+                 f"{_fmt.count(len(self.steps), 'step')}: upstream × local = contribution, added to the "
                  "parent's grad")]
         for k, row in enumerate(rows):
             cells = [cell.rjust(w) if c in (0, 3, 5, 7) else cell.ljust(w)
@@ -138,7 +138,8 @@ class BackwardTrace:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<BackwardTrace from {self.root_name}: {len(self.steps)} steps>"
+        """The table: what a terminal (Python, IPython) shows when the trace is echoed."""
+        return str(self)
 
     # ------------------------------------------------------------ other formats
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +163,7 @@ class BackwardTrace:
                 f"<tbody>\n{body}\n</tbody>\n</table>")
 
     def _repr_html_(self) -> str:
+        """The table as HTML: what a notebook shows (once) when the trace is a cell's value."""
         return self.to_html()
 
 
@@ -172,8 +174,8 @@ def _copy(x: Any) -> Any:
 class _Recorder:
     """The ``on_edge`` callback: turns each processed edge into a :class:`Step`."""
 
-    def __init__(self, order: list) -> None:
-        self.names = _fmt.node_names(order)
+    def __init__(self, order: list, params: dict[int, str] | None = None) -> None:
+        self.names = _fmt.node_names(order, params)
         self.ids = _fmt.node_ids(order)
         self.steps: list[Step] = []
         self._local: dict[int, tuple | None] = {}
@@ -192,6 +194,8 @@ class _Recorder:
 
     def __call__(self, node: Any, i: int, upstream: Any, grad: Any) -> None:
         op, parent = node._op, node._parents[i]
+        if _fmt.is_constant(parent):  # the 2 of 2*x: a number, not something to learn
+            return
         local = self.local(node)
         local_i = None if local is None else local[i]
         copy = _copy(parent.grad)
@@ -208,22 +212,25 @@ class _Recorder:
             upstream=upstream, local=local_i, contribution=grad, total=copy,
             previous=previous, reduction=reduction, node_id=nid, parent_id=self.ids[parent],
             edge_id=_fmt.edge_id(nid, i), elementwise=local_i is not None,
-            named_formula=_substitute(op.grad_texts[i], node, self.names)
-            if i < len(op.grad_texts) else "",
+            named_formula=named_formula(node, i, self.names),
         ))
 
 
-def explain_backward(root: Any, gradient: Any = None, print_steps: bool = True) -> BackwardTrace:
-    """Run ``root``'s backward pass and record it step by step (and print it).
+def explain_backward(root: Any, gradient: Any = None, print_steps: bool = False,
+                     params: dict[str, Any] | None = None) -> BackwardTrace:
+    """Run ``root``'s backward pass and record it step by step.
 
     Exactly the gradients of ``root.backward(gradient)`` are computed (same loop, same
-    accumulation); in addition every edge becomes a :class:`Step`.  Returns the
-    :class:`BackwardTrace`; ``print(trace)`` shows the aligned table, ``trace.to_html()``
-    and ``trace.to_json()`` other views, and :func:`~tinygrad_edu.viz.write_stepper_html`
-    an interactive page.
+    accumulation); in addition every edge becomes a :class:`Step`.  Returns one
+    :class:`BackwardTrace`, which shows itself: the aligned table in a terminal
+    (``repr``/``print``), the same table as HTML in a notebook (``_repr_html_``).  Nothing is
+    printed unless ``print_steps`` (the command line's ``explain`` prints).
+    ``trace.to_json()`` and :func:`~tinygrad_edu.viz.write_stepper_html` give other views.
+    ``params`` (``dict(model.named_parameters())``) names unlabelled tensors, as in
+    :func:`~tinygrad_edu.viz.draw_graph`.
     """
     order = root.topological_order()
-    recorder = _Recorder(order)
+    recorder = _Recorder(order, param_names(params))
     root.run_backward(gradient, on_edge=recorder)
     seed = root._seed_gradient(gradient) if gradient is not None else root.grad
     if isinstance(seed, np.ndarray):

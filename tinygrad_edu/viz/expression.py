@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import ConstantLabel
 from ..registry import REGISTRY, Op, Unary
 
 __all__ = ["ExpressionError", "evaluate", "functions", "names", "parse"]
@@ -248,7 +249,7 @@ class _Builder:
 
     def build(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
-            return self.engine(float(node.value), label=repr(node.value))
+            return self.engine(float(node.value), label=ConstantLabel(repr(node.value)))
         if isinstance(node, ast.Name):
             return self.env[node.id]
         if isinstance(node, ast.BinOp):

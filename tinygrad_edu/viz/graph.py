@@ -42,6 +42,8 @@ __all__ = [
     "dot_available",
     "draw_graph",
     "mimebundle",
+    "named_formula",
+    "notebook_repr",
     "render_svg",
     "save",
 ]
@@ -130,14 +132,58 @@ def backward_ran(root: Any) -> bool:
     return bool(np.any(np.asarray(grad) != 0))
 
 
-def _substitute(formula: str, node: Any, names: dict) -> str:
-    """Write a binary op's formula with its inputs' names instead of ``a`` and ``b``."""
-    if node._op.kind != "binary":
-        return formula
-    a, b = (names[p] for p in node._parents)
-    if not (_fmt.is_simple(a) and _fmt.is_simple(b)):
-        return formula
-    return re.sub(r"\b[ab]\b", lambda m: a if m.group(0) == "a" else b, formula)
+#: Parameter names as the registry's formulas write them.
+_PARAM_SYMBOLS = {"alpha": "α", "p": "p", "lo": "lo", "hi": "hi"}
+_VARIABLE = re.compile(r"(?<![A-Za-z0-9_'])([abxy])(?![A-Za-z0-9_(])")
+
+
+def fill_formula(node: Any, i: int, names: dict, limit: int = 40) -> str:
+    """The right-hand side of the op's i-th local gradient formula written for this node:
+    the parameters' values (``p``, ``α``...), and the inputs' and result's names for
+    ``a``/``b`` (binary) or ``x``/``y`` (unary): ``p · x^(p−1)`` at ``(x*w + b)**3`` reads
+    ``3 · (x*w + b)^2``.  Longer than ``limit``: the values instead of the names (Values),
+    or the generic letters (tensors).  Tensor ops keep their formula."""
+    op = node._op
+    text = op.grad_texts[i] if i < len(op.grad_texts) else ""
+    rhs = text.split("=", 1)[1].strip() if "=" in text else text.strip()
+    if op.kind == "tensor":
+        return rhs
+    params = node._ctx if isinstance(node._ctx, dict) else {}
+    for key, value in params.items():
+        symbol = _PARAM_SYMBOLS.get(key)
+        if symbol and isinstance(value, (int, float)):
+            rhs = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(symbol)}(?![A-Za-z0-9_])",
+                         _fmt.num(value), rhs)
+    rhs = re.sub(r"\((-?[\d.]+)−1\)", lambda m: _fmt.num(float(m.group(1)) - 1), rhs)
+    nodes = dict(zip("ab", node._parents)) if op.kind == "binary" else {"x": node._parents[0]}
+    nodes["y"] = node
+    main, _, note = rhs.partition("  ")
+    note = note.strip()
+
+    def named(text: str) -> str:
+        if text in nodes:  # ∂(a·b)/∂a = b: the name alone, no parentheses needed
+            return names[nodes[text]]
+        return _VARIABLE.sub(lambda m: _fmt.wrap(names[nodes[m.group(1)]]), text)
+
+    filled = named(main)
+    if len(filled) > limit:  # too long with names: the values (Values) or the letters
+        filled = main if _fmt.is_array(node.data) else _VARIABLE.sub(
+            lambda m: _signed(nodes[m.group(1)].data), main)
+    return filled + (f"   {named(note)}" if note else "")
+
+
+def _signed(x: float) -> str:
+    text = _fmt.num(x)
+    return f"({text})" if text.startswith("-") else text
+
+
+def named_formula(node: Any, i: int, names: dict) -> str:
+    """``∂/∂x = w``: the local gradient of ``node`` with respect to its i-th input, its
+    formula filled in (:func:`fill_formula`); a tensor op's formula as the registry has it."""
+    op = node._op
+    if op.kind == "tensor":
+        return op.grad_texts[i] if i < len(op.grad_texts) else ""
+    return f"∂/∂{_fmt.wrap(names[node._parents[i]])} = {fill_formula(node, i, names, limit=60)}"
 
 
 def local_values(node: Any) -> tuple | None:
@@ -149,14 +195,17 @@ def local_values(node: Any) -> tuple | None:
 
 
 def edge_label(node: Any, i: int, local: tuple | None, names: dict) -> str:
-    """The label of the edge from ``node``'s i-th parent: ``∂/∂x = -3`` (+ the formula)."""
+    """The label of the edge from ``node``'s i-th parent: ``∂/∂x = w = -3`` (the formula
+    filled with the node's names and values, then its value)."""
     op = node._op
     text = op.grad_texts[i] if i < len(op.grad_texts) else ""
     parent = _fmt.wrap(names[node._parents[i]])
     if op.kind == "tensor" or local is None:
         return text
     value = _fmt.brief(np.asarray(local[i]) if _fmt.is_array(local[i]) else local[i])
-    formula = _substitute(_fmt.short_formula(text), node, names)
+    formula = fill_formula(node, i, names, limit=32).split("  ")[0].strip()
+    if len(formula) > 32 or " if " in formula:
+        formula = ""
     if formula and formula != value and formula not in ("1", "−1"):
         return f"∂/∂{parent} = {formula} = {value}"
     return f"∂/∂{parent} = {value}"
@@ -176,6 +225,16 @@ def nearest_nodes(root: Any, limit: int) -> set:
     return keep
 
 
+def param_names(params: dict[str, Any] | None) -> dict[int, str] | None:
+    """``{name: tensor}`` (``dict(model.named_parameters())``) as ``{id(tensor): name}``."""
+    if params is None:
+        return None
+    if not isinstance(params, dict):
+        raise TypeError("params: expected a dict of name -> tensor, e.g. "
+                        f"dict(model.named_parameters()), got {type(params).__name__}")
+    return {id(t): str(name) for name, t in params.items()}
+
+
 # ------------------------------------------------------------------ the graph
 def _new_digraph(rankdir: str, format: str, title: str | None) -> graphviz.Digraph:
     dot = graphviz.Digraph(format=format)
@@ -192,6 +251,10 @@ def _new_digraph(rankdir: str, format: str, title: str | None) -> graphviz.Digra
 def _add_value_node(dot: graphviz.Digraph, node: Any, root: Any, nid: str, name: str,
                     show_grad: bool, rankdir: str, chain: bool = False) -> None:
     fill = ROOT_FILL if node is root else (LEAF_FILL if node._op is None else INNER_FILL)
+    if _fmt.is_constant(node):  # a number of the expression: no gradient to show
+        dot.node(nid, _esc(name), shape="box", style="rounded,dashed", color="#64748b",
+                 fontcolor="#334155", id=nid, tooltip=f"constant {name}")
+        return
     fill = CHAIN_FILL if chain and node is not root and node._op is not None else fill
     dot.node(nid, _record_label(name, node, show_grad, rankdir), shape="Mrecord", style="filled",
              fillcolor=fill, color="#334155", id=nid, tooltip=name)
@@ -215,6 +278,7 @@ def draw_graph(
     format: str = "svg",
     title: str | None = None,
     forward: Any = None,
+    params: dict[str, Any] | None = None,
 ) -> graphviz.Digraph:
     """The computation graph of ``root`` (a Value or Tensor) as a ``graphviz.Digraph``.
 
@@ -227,6 +291,11 @@ def draw_graph(
     ``forward`` (a node, or a list of nodes) marks a gradient's graph: the values and ops
     of ``forward``'s graph are drawn as usual -- the forward values the backward pass
     reuses -- and every other op, the ones the chain rule made, in violet, with a legend.
+
+    ``params`` names tensors that have no label, as torchviz's ``make_dot`` does:
+    ``draw_graph(loss, params=dict(model.named_parameters()))`` shows ``layers.0.weight``.
+    Unlabelled results are named by their short expression (``tanh(x*w + b)``), constants
+    drawn as plain numbers without a gradient.
     """
     order = root.topological_order()
     made = set()
@@ -235,7 +304,7 @@ def draw_graph(
         for f in [forward] if isinstance(forward, Node) else list(forward):
             reused.update(f.topological_order())
         made = {n for n in order if n._op is not None and n not in reused}
-    names, ids = _fmt.node_names(order), _fmt.node_ids(order)
+    names, ids = _fmt.node_names(order, param_names(params)), _fmt.node_ids(order)
     keep = set(order) if len(order) <= max_nodes else nearest_nodes(root, max_nodes)
     hidden = len(order) - len(keep)
     grads = show_grad and backward_ran(root)
@@ -267,7 +336,7 @@ def _add_in_edges(dot: graphviz.Digraph, node: Any, nid: str, keep: set, names: 
         if parent not in keep:
             from_summary = True
             continue
-        flows = getattr(parent, "requires_grad", True)
+        flows = getattr(parent, "requires_grad", True) and not _fmt.is_constant(parent)
         label = edge_label(node, i, local, names) if grads and flows else ""
         dot.edge(ids[parent], f"{nid}_op", label=label, id=_fmt.edge_id(nid, i),
                  style="solid" if flows else "dotted",
@@ -320,3 +389,19 @@ def mimebundle(node: Any) -> dict[str, str]:
         "text/plain": f"{text}\n\n(no graph picture: {INSTALL_HINT})",
         "text/vnd.graphviz": graph.source,
     }
+
+
+def notebook_repr(node: Any, mime_type: str) -> str | None:
+    """One format of a node for Jupyter, made only when the front end asks for it:
+    "image/svg+xml" renders the graph (runs ``dot``); "text/markdown" is the text and the
+    install hint, given only where ``dot`` is missing.  Other formats: None."""
+    if mime_type == "image/svg+xml":
+        if not dot_available():
+            return None
+        try:
+            return render_svg(draw_graph(node))
+        except (GraphvizNotFound, graphviz.CalledProcessError):
+            return None
+    if mime_type == "text/markdown" and not dot_available():
+        return f"`{node!r}`\n\n(no graph picture: {INSTALL_HINT})"
+    return None

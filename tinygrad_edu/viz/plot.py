@@ -2,31 +2,48 @@
 
 >>> from tinygrad_edu.registry import get
 >>> svg = activation_svg(get("tanh"))
->>> svg.startswith("<svg") and "polyline" in svg
+>>> svg.lstrip().startswith("<?xml") and "<svg" in svg
 True
 
-The plots are plain SVG polylines computed here from each entry's own ``f`` and ``df``
-(no plotting library), so adding an activation to the registry adds its plot: run
-``tinygrad-edu graph --activations gallery.html``.  Elementwise activations are drawn over
-their ``domain``; the derivative's polyline is broken at the entry's ``kinks`` so a jump
-(ReLU at 0) is not drawn as a steep line.
+Each plot is drawn by matplotlib from the entry's own ``f`` and ``df`` (the registry's
+formulas, evaluated here), on real axes: ticks at 0 and ±1 (and the usual steps between),
+the lines x = 0 and y = 0, a legend.  Adding an activation to the registry adds its plot:
+run ``tinygrad-edu graph --activations gallery.html``.  A curve is broken at the entry's
+``kinks``, so a jump (ReLU's derivative at 0) is not drawn as a steep line.
+
+To add a curve to every panel (a second derivative, say), append a :class:`Curve` in
+:func:`curves`; :func:`draw_panel` draws whatever list it is given.
 """
 
 from __future__ import annotations
 
 import html
+import io
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..numerics import ARRAY
 from ..registry import ONE, Op, Unary, activation_ops
-from . import _fmt
 
-__all__ = ["activation_svg", "gallery_html", "sample", "write_activation_gallery"]
+__all__ = ["Curve", "activation_svg", "curves", "draw_panel", "gallery_html", "sample",
+           "write_activation_gallery"]
 
 F_COLOR = "#2563eb"
 DF_COLOR = "#ea580c"
+
+
+@dataclass
+class Curve:
+    """One line of a panel: its values over the panel's x, legend text and style."""
+
+    y: np.ndarray
+    label: str
+    color: str
+    linestyle: str = "-"
 
 
 def sample(op: Unary, n: int = 241) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,83 +56,78 @@ def sample(op: Unary, n: int = 241) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return x, y, np.broadcast_to(np.asarray(dy, dtype=np.float64), x.shape)
 
 
-class _Frame:
-    """Maps data coordinates to the pixel box of one plot."""
-
-    def __init__(self, x: np.ndarray, ys: list[np.ndarray], width: int, height: int) -> None:
-        self.width, self.height, self.pad = width, height, 46
-        values = np.concatenate([y[np.isfinite(y)] for y in ys])
-        lo, hi = (float(values.min()), float(values.max())) if values.size else (-1.0, 1.0)
-        if hi - lo < 1e-9:
-            lo, hi = lo - 1.0, hi + 1.0
-        margin = 0.08 * (hi - lo)
-        self.x0, self.x1 = float(x[0]), float(x[-1])
-        self.y0, self.y1 = lo - margin, hi + margin
-
-    def px(self, x: float) -> float:
-        return self.pad + (x - self.x0) / (self.x1 - self.x0) * (self.width - self.pad - 8)
-
-    def py(self, y: float) -> float:
-        return 8 + (self.y1 - y) / (self.y1 - self.y0) * (self.height - self.pad - 8)
-
-
-def _polylines(frame: _Frame, x: np.ndarray, y: np.ndarray, kinks: tuple, color: str,
-               dash: str = "") -> list[str]:
-    """One polyline per piece between kinks (and between non-finite values)."""
-    piece = np.searchsorted(np.asarray(sorted(kinks), dtype=float), x, side="left")
-    out = []
-    for k in np.unique(piece):
-        mask = (piece == k) & np.isfinite(y)
-        if mask.sum() < 2:
-            continue
-        points = " ".join(f"{frame.px(a):.1f},{frame.py(b):.1f}" for a, b in zip(x[mask], y[mask]))
-        style = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<polyline points="{points}" fill="none" stroke="{color}" '
-                   f'stroke-width="2"{style}/>')
-    return out
-
-
-def _axes(frame: _Frame) -> list[str]:
-    w, h, pad = frame.width, frame.height, frame.pad
-    parts = [(f'<rect x="{pad}" y="8" width="{w - pad - 8}" height="{h - pad - 8}" '
-             'fill="white" stroke="#cbd5e1"/>')]
-    if frame.x0 < 0 < frame.x1:
-        parts.append(f'<line x1="{frame.px(0):.1f}" y1="8" x2="{frame.px(0):.1f}" '
-                     f'y2="{h - pad}" stroke="#94a3b8"/>')
-    if frame.y0 < 0 < frame.y1:
-        parts.append(f'<line x1="{pad}" y1="{frame.py(0):.1f}" x2="{w - 8}" '
-                     f'y2="{frame.py(0):.1f}" stroke="#94a3b8"/>')
-    text = 'font-size="10" fill="#475569" font-family="Helvetica, sans-serif"'
-    parts += [
-        f'<text x="{pad}" y="{h - pad + 13}" {text}>{_fmt.num(frame.x0)}</text>',
-        (f'<text x="{w - 8}" y="{h - pad + 13}" text-anchor="end" {text}>{_fmt.num(frame.x1)}'
-        "</text>"),
-        f'<text x="{pad - 3}" y="16" text-anchor="end" {text}>{_fmt.num(frame.y1)}</text>',
-        f'<text x="{pad - 3}" y="{h - pad}" text-anchor="end" {text}>{_fmt.num(frame.y0)}</text>',
-        (f'<text x="{pad + 6}" y="{h - 6}" {text}><tspan fill="{F_COLOR}">━ f(x)</tspan>'
-        f'  <tspan fill="{DF_COLOR}">┅ f′(x)</tspan></text>'),
-    ]
-    return parts
-
-
-def activation_svg(op: Unary, width: int = 320, height: int = 220) -> str:
-    """One activation's plot: f (solid blue) and f′ (dashed orange) over its domain."""
+def curves(op: Unary) -> tuple[np.ndarray, list[Curve]]:
+    """The panel of ``op``: its x, and the curves f (solid blue) and f′ (dashed orange)."""
     x, y, dy = sample(op)
-    frame = _Frame(x, [y, dy], width, height)
-    parts = _axes(frame)
-    parts += _polylines(frame, x, y, op.kinks, F_COLOR)
-    parts += _polylines(frame, x, dy, op.kinks, DF_COLOR, dash="5,3")
-    body = "\n".join(parts)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{op.name}">\n{body}\n</svg>')
+    return x, [Curve(y, "f(x)", F_COLOR), Curve(dy, "f′(x)", DF_COLOR, "--")]
+
+
+def _ticks(lo: float, hi: float, always: tuple[float, ...] = (-1.0, 0.0, 1.0)) -> list[float]:
+    """Evenly spaced ticks, and the ``always`` ones (0 and ±1) whenever they are in view."""
+    step = next(s for s in (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0) if (hi - lo) / s <= 8)
+    ticks = set(np.arange(np.ceil(lo / step), np.floor(hi / step) + 1) * step)
+    ticks |= {t for t in always if lo <= t <= hi}
+    return sorted(float(t) + 0.0 for t in ticks)  # + 0.0: no "-0" tick
+
+
+def draw_panel(ax: Any, x: np.ndarray, lines: list[Curve], kinks: tuple = ()) -> None:
+    """Draw ``lines`` over ``x`` on the matplotlib axes ``ax``: each curve broken at the
+    ``kinks``, the y range at least [−1.2, 1.2] (so 0 and ±1 are ticked), the zero lines,
+    light grid, legend."""
+    piece = np.searchsorted(np.asarray(sorted(kinks), dtype=float), x, side="left")
+    for curve in lines:
+        for k in np.unique(piece):
+            mask = (piece == k) & np.isfinite(curve.y)
+            ax.plot(x[mask], curve.y[mask], color=curve.color, linestyle=curve.linestyle,
+                    linewidth=2, label=curve.label if k == piece[0] else None)
+    values = np.concatenate([c.y[np.isfinite(c.y)] for c in lines] + [np.array([-1.2, 1.2])])
+    lo, hi = float(values.min()), float(values.max())
+    margin = 0.06 * (hi - lo)
+    ax.set_ylim(lo - margin, hi + margin)
+    ax.set_xlim(float(x[0]), float(x[-1]))
+    ax.set_yticks(_ticks(lo - margin, hi + margin))
+    ax.set_xticks(_ticks(float(x[0]), float(x[-1]), always=(0.0,)))
+    ax.axhline(0.0, color="#64748b", linewidth=0.8)
+    ax.axvline(0.0, color="#64748b", linewidth=0.8)
+    ax.grid(True, color="#e2e8f0", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel("x", fontsize=9, labelpad=1)
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+
+
+def activation_svg(op: Unary, width: int = 320, height: int = 230) -> str:
+    """One activation's plot as SVG text (``width`` × ``height`` px), text kept as text."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    x, lines = curves(op)
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans",
+                                "svg.hashsalt": op.name}):
+        fig = Figure(figsize=(width / 96, height / 96), dpi=96)
+        ax = fig.add_subplot()
+        draw_panel(ax, x, lines, op.kinks)
+        fig.tight_layout(pad=0.4)
+        out = io.StringIO()
+        fig.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
+
+
+def _doc_html(text: str) -> str:
+    """A docstring line as HTML: ``code`` spans (RST double backticks) as <code>."""
+    return re.sub(r"``(.+?)``", r"<code>\1</code>", html.escape(text))
 
 
 def _card(op: Op) -> str:
-    doc = html.escape((op.__doc__ or op.name).splitlines()[0])
+    doc = _doc_html((op.__doc__ or op.name).splitlines()[0])
     params = ", ".join(f"{k}={v!r}" for k, v in op.params.items())
     title = html.escape(f"{op.name}({params})" if params else op.name)
     plot = activation_svg(op) if isinstance(op, Unary) else (
         '<p class="note">not elementwise: no single curve (see the formulas)</p>')
+    plot = re.sub(r"^<\?xml[^>]*>\s*(<!DOCTYPE[^>]*>\s*)?", "", plot)  # inline: no prolog
+    plot = re.sub(r"<metadata>.*?</metadata>\s*", "", plot, flags=re.DOTALL)
     grads = "".join(f"<div>{html.escape(t)}</div>" for t in op.grad_texts)
     return (f'<section class="card" id="{html.escape(op.name)}"><h2>{title}</h2>'
             f"<p>{doc}</p>{plot}<div class=\"f\">f = {html.escape(op.f_text)}</div>"
@@ -134,6 +146,7 @@ main {{ display: flex; flex-wrap: wrap; gap: 14px; }}
          width: 330px; }}
 .card h2 {{ font-size: 16px; margin: 0 0 4px; font-family: ui-monospace, monospace; }}
 .card p {{ font-size: 12px; color: #475569; margin: 0 0 6px; }}
+.card code {{ font-size: 11px; color: #0f172a; }}
 .f, .df {{ font-size: 12px; font-family: ui-monospace, monospace; margin-top: 4px; }}
 .f {{ color: {F_COLOR}; }} .df {{ color: {DF_COLOR}; }}
 </style></head>
@@ -147,7 +160,9 @@ main {{ display: flex; flex-wrap: wrap; gap: 14px; }}
 
 
 def write_activation_gallery(path: str | Path) -> Path:
-    """Write the gallery page to ``path`` (self-contained HTML with inline SVG)."""
+    """Write the gallery page to ``path`` (self-contained HTML with inline SVG), atomically."""
+    from ..fileio import atomic_write_bytes
+
     path = Path(path)
-    path.write_text(gallery_html(), encoding="utf-8")
+    atomic_write_bytes(path, gallery_html().encode("utf-8"))
     return path

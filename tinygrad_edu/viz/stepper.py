@@ -232,7 +232,7 @@ def stepper_html(trace: BackwardTrace, title: str | None = None,
         "title": f"Start: backward from {trace.root_name}",
         "lines": [(f"seed       ∂{_fmt.wrap(trace.root_name)}/∂{_fmt.wrap(trace.root_name)} = "
                   f"{seed}"),
-                  (f"{len(trace.steps)} steps follow, one per edge, in the order backward "
+                  (f"{_fmt.count(len(trace.steps), 'step')} follow{'s' if len(trace.steps) == 1 else ''}, one per edge, in the order backward "
                   "runs them."), "Press → (or Next) to take the first step."],
     }
     heading = html.escape(title or f"Backward pass of {trace.root_name}, step by step")
