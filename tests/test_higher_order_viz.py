@@ -107,3 +107,40 @@ def test_gradient_graph_picture_is_saved(tmp_path):
     (g,) = grad(y, x, create_graph=True)
     path = save(draw_graph(g, forward=y), tmp_path / "g.svg")
     assert "<svg" in path.read_text()
+
+
+
+def _written_df(op, z):
+    """The registry's written f′ at the points ``z``."""
+    from tinygrad_edu.numerics import ARRAY
+    from tinygrad_edu.registry import ONE
+
+    y = op.f(ARRAY, z, **op.params)
+    dy = np.ones_like(z) if op.df is ONE else op.df(ARRAY, z, y, **op.params)
+    return np.broadcast_to(np.asarray(dy, dtype=np.float64), z.shape)
+
+
+def test_gallery_panels_draw_the_engines_second_derivative() -> None:
+    """The gallery's third curve is f″ computed by the engine (grad of grad), checked here
+    against the closed forms tanh″ = −2t(1 − t²) and σ″ = σ(1 − σ)(1 − 2σ), and against
+    central differences of the registry's written f′ for every drawn activation."""
+    from tinygrad_edu.registry import activation_ops, get
+    from tinygrad_edu.viz.plot import curves
+
+    x, lines = curves(get("tanh"))
+    assert [c.label for c in lines] == ["f(x)", "f′(x)", "f″(x) (engine)"]
+    t = np.tanh(x)
+    np.testing.assert_allclose(lines[2].y, -2 * t * (1 - t * t), rtol=1e-12, atol=1e-14)
+    x, lines = curves(get("sigmoid"))
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(lines[2].y, s * (1 - s) * (1 - 2 * s), rtol=1e-10, atol=1e-14)
+    h = 1e-5
+    for op in activation_ops():
+        if op.kind != "unary":
+            continue
+        x, lines = curves(op)
+        kinks = np.asarray(op.kinks or [np.inf], dtype=np.float64)
+        xs = x[np.all(np.abs(x[:, None] - kinks) > 1e-3, axis=1)]  # away from kinks
+        ys = lines[2].y[np.all(np.abs(x[:, None] - kinks) > 1e-3, axis=1)]
+        numerical = (_written_df(op, xs + h) - _written_df(op, xs - h)) / (2 * h)
+        np.testing.assert_allclose(ys, numerical, rtol=1e-6, atol=1e-7, err_msg=op.name)

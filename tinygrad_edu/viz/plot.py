@@ -1,4 +1,4 @@
-"""The activation gallery: every activation of the registry plotted with its derivative.
+"""The activation gallery: every activation of the registry plotted with its derivatives.
 
 >>> from tinygrad_edu.registry import get
 >>> svg = activation_svg(get("tanh"))
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..higher_order import derivative
 from ..numerics import ARRAY
 from ..registry import ONE, Op, Unary, activation_ops
 
@@ -34,6 +35,7 @@ __all__ = ["Curve", "activation_svg", "curves", "draw_panel", "gallery_html", "s
 
 F_COLOR = "#2563eb"
 DF_COLOR = "#ea580c"
+D2F_COLOR = "#16a34a"
 
 
 @dataclass
@@ -57,9 +59,14 @@ def sample(op: Unary, n: int = 241) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def curves(op: Unary) -> tuple[np.ndarray, list[Curve]]:
-    """The panel of ``op``: its x, and the curves f (solid blue) and f′ (dashed orange)."""
+    """The panel of ``op``: its x, and the curves f (solid blue) and f′ (dashed orange) from
+    the registry's written formulas, and f″ (dotted green) computed by the engine: the
+    gradient of the gradient (:func:`~tinygrad_edu.higher_order.derivative`), from the same
+    written ``df`` evaluated on graph nodes."""
     x, y, dy = sample(op)
-    return x, [Curve(y, "f(x)", F_COLOR), Curve(dy, "f′(x)", DF_COLOR, "--")]
+    d2y = derivative(op, x, order=2, **op.params)
+    return x, [Curve(y, "f(x)", F_COLOR), Curve(dy, "f′(x)", DF_COLOR, "--"),
+               Curve(d2y, "f″(x) (engine)", D2F_COLOR, ":")]
 
 
 def _ticks(lo: float, hi: float, always: tuple[float, ...] = (-1.0, 0.0, 1.0)) -> list[float]:
@@ -152,7 +159,8 @@ main {{ display: flex; flex-wrap: wrap; gap: 14px; }}
 </style></head>
 <body><h1>Activation gallery</h1>
 <p>Every activation in the registry, drawn from its own forward formula and local gradient
-(f in blue, f′ dashed orange). Add a registry entry and it appears here.</p>
+(f in blue, f′ dashed orange), and its second derivative computed by the engine
+(f″ dotted green: the gradient of the gradient). Add a registry entry and it appears here.</p>
 <main>
 {cards}
 </main></body></html>
