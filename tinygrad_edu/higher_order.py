@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import GradMode, Node
+from .autograd import GradMode, Node, enable_grad
 from .numerics import ARRAY, SCALAR
 from .registry import ENGINE_FOR, ONE, REGISTRY, Op
 
@@ -347,9 +347,7 @@ def derivative(fn: str | Op | Any, x: Any, order: int = 1, **params: Any) -> np.
         raise ValueError(f"derivative: {op.name} is not elementwise (a unary entry)")
     tensor = ENGINE_FOR["array"]
     xs = tensor(np.asarray(x, dtype=np.float64), dtype=np.float64, requires_grad=True)
-    with_grad = GradMode.enabled
-    GradMode.enabled = True
-    try:
+    with enable_grad():
         y = op(xs, **params) if params else op(xs)
         if y.data.shape != xs.data.shape:
             raise ValueError(f"derivative: {fn!r} is not elementwise (shape {xs.data.shape} "
@@ -359,8 +357,6 @@ def derivative(fn: str | Op | Any, x: Any, order: int = 1, **params: Any) -> np.
                 return np.zeros_like(xs.data)
             (y,) = grad(y, xs, grad_outputs=np.ones_like(xs.data), create_graph=k < order - 1)
         return np.array(y.data)
-    finally:
-        GradMode.enabled = with_grad
 
 
 def _backward_create_graph(node: Node, gradient: Any) -> None:

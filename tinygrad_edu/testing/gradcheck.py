@@ -10,12 +10,13 @@ at ε = 1e-6 their rounding error alone is ≈ 0.1.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from ..autograd import GradMode, Node, no_grad
+from ..autograd import Node, enable_grad, no_grad
 from ..tensor import Tensor
 from ..value import Value
 
@@ -132,32 +133,42 @@ def numerical_grad(fn: Callable, inputs: Sequence[Node], eps: float = 1e-6) -> l
     ]
 
 
+@contextmanager
+def _recording(inputs: Sequence[Node]) -> Iterator[None]:
+    """Grad mode on and every Tensor input tracked while the block runs; both put back
+    as they were afterwards."""
+    saved = [getattr(x, "requires_grad", True) for x in inputs]
+    try:
+        with enable_grad():
+            for x in inputs:
+                if isinstance(x, Tensor):
+                    x.requires_grad = True
+            yield
+    finally:
+        for x, requires_grad in zip(inputs, saved):
+            if isinstance(x, Tensor):
+                x.requires_grad = requires_grad
+
+
 def analytic_jacobian(fn: Callable, inputs: Sequence[Node]) -> list[np.ndarray]:
     """For each input, the Jacobian from backward passes (one per output element)."""
     inputs = _check_inputs(inputs, "analytic_jacobian")
-    saved = [(x.grad, getattr(x, "requires_grad", True)) for x in inputs]
-    previous_mode = GradMode.enabled
-    GradMode.enabled = True
+    saved = [x.grad for x in inputs]
     try:
-        for x in inputs:
-            if isinstance(x, Tensor):
-                x.requires_grad = True
-        outputs = _outputs(fn(*inputs))
-        n_out = _flat(outputs).size
-        rows: list[list[np.ndarray]] = [[] for _ in inputs]
-        for k in range(n_out):
-            for x in inputs:
-                x.zero_grad()
-            _backward_one_hot(outputs, k)
-            for i, x in enumerate(inputs):
-                rows[i].append(_grad_as_flat(x))
-        return [np.stack(r, axis=0) for r in rows]
+        with _recording(inputs):
+            outputs = _outputs(fn(*inputs))
+            n_out = _flat(outputs).size
+            rows: list[list[np.ndarray]] = [[] for _ in inputs]
+            for k in range(n_out):
+                for x in inputs:
+                    x.zero_grad()
+                _backward_one_hot(outputs, k)
+                for i, x in enumerate(inputs):
+                    rows[i].append(_grad_as_flat(x))
+            return [np.stack(r, axis=0) for r in rows]
     finally:
-        GradMode.enabled = previous_mode
-        for x, (grad, requires_grad) in zip(inputs, saved):
+        for x, grad in zip(inputs, saved):
             x.grad = grad
-            if isinstance(x, Tensor):
-                x.requires_grad = requires_grad
 
 
 def _backward_one_hot(outputs: list[Node], k: int) -> None:
@@ -230,29 +241,19 @@ def _suspect(fn: Callable, inputs: list[Node], eps: float, atol: float, rtol: fl
     """``"; suspect: op 'cube' ..."``: the first op of ``fn``'s graph (from the inputs on)
     whose local gradient disagrees with central differences of its own forward, at the
     values that op saw; "" when every op agrees (or none can be checked)."""
-    saved = [getattr(x, "requires_grad", True) for x in inputs]
-    previous_mode = GradMode.enabled
-    GradMode.enabled = True
     try:
-        for x in inputs:
-            if isinstance(x, Tensor):
-                x.requires_grad = True
-        seen: set[int] = set()
-        for out in _outputs(fn(*inputs)):
-            for node in out.topological_order():
-                if node._op is None or id(node) in seen:
-                    continue
-                seen.add(id(node))
-                found = _check_op(node, eps, atol, rtol)
-                if found:
-                    return "; suspect: " + found
+        with _recording(inputs):
+            seen: set[int] = set()
+            for out in _outputs(fn(*inputs)):
+                for node in out.topological_order():
+                    if node._op is None or id(node) in seen:
+                        continue
+                    seen.add(id(node))
+                    found = _check_op(node, eps, atol, rtol)
+                    if found:
+                        return "; suspect: " + found
     except Exception:  # noqa: BLE001 - only a hint: never hide the real failure
         return ""
-    finally:
-        GradMode.enabled = previous_mode
-        for x, requires_grad in zip(inputs, saved):
-            if isinstance(x, Tensor):
-                x.requires_grad = requires_grad
     return ""
 
 
