@@ -82,3 +82,24 @@ def real_mnist_dir() -> Path:
             else:
                 mp.setenv(key, value)
         return find_mnist(verbose=True)
+
+
+@pytest.fixture(scope="module")
+def restore_blas_threads():
+    """``train`` and ``eval`` set the BLAS thread count for this process: put the count the
+    module started with back afterwards."""
+    from tinygrad_edu.runtime import blas_threads, set_blas_threads
+
+    before = blas_threads()
+    yield
+    if before is not None:
+        set_blas_threads(before)
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread(restore_blas_threads):
+    """One BLAS thread for a module that trains: on a machine whose 2 cores are busy it is
+    ~20x faster than two."""
+    from tinygrad_edu.runtime import set_blas_threads
+
+    set_blas_threads(1)

@@ -18,17 +18,12 @@ from tinygrad_edu.cli import main
 from tinygrad_edu.cli import train as train_cli
 from tinygrad_edu.cli.common import UsageError
 from tinygrad_edu.cli.graph import parse_assignments
-from tinygrad_edu.runtime import blas_threads, set_blas_threads
+from tinygrad_edu.runtime import blas_threads
 
 DIGITS_401 = "1" * 401
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_blas_threads():
-    before = blas_threads()
-    yield
-    if before is not None:
-        set_blas_threads(before)
+pytestmark = pytest.mark.usefixtures("restore_blas_threads")
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

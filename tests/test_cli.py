@@ -17,7 +17,6 @@ from tinygrad_edu.checkpoint import read_checkpoint
 from tinygrad_edu.cli import main
 from tinygrad_edu.datasets import MNIST_SHA256
 from tinygrad_edu.nn import functional as F
-from tinygrad_edu.runtime import blas_threads, set_blas_threads
 
 
 @pytest.fixture
@@ -28,13 +27,7 @@ def mnist_env(monkeypatch: pytest.MonkeyPatch, real_mnist_dir: Path) -> Path:
     return real_mnist_dir
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_blas_threads():
-    """``train`` sets one BLAS thread for this process; put the old count back afterwards."""
-    before = blas_threads()
-    yield
-    if before is not None:
-        set_blas_threads(before)
+pytestmark = pytest.mark.usefixtures("restore_blas_threads")
 
 
 def _run_main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:

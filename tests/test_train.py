@@ -29,14 +29,7 @@ from tinygrad_edu.train import (
 SHORT_RUN_THRESHOLD = 0.87
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    """One BLAS thread: on a machine whose 2 cores are busy it is ~20x faster than two."""
-    before = blas_threads()
-    set_blas_threads(1)
-    yield
-    if before is not None:
-        set_blas_threads(before)
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,31 +15,21 @@ from tinygrad_edu.cli import main
 from tinygrad_edu.cli.train import _activation_names
 from tinygrad_edu.datasets import load_mnist
 from tinygrad_edu.models import build_model, prepare_inputs
-from tinygrad_edu.runtime import blas_threads, set_blas_threads
 from tinygrad_edu.train import OPTIMIZERS, defaults_for, fit, make_optimizer
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 #: Saturating activations leave SGD on a plateau for its first ~200 steps (measured: sigmoid
 #: + SGD 19% after 94 steps, 78% after one full epoch): these get one full epoch.
 SLOW_STARTERS = {("sgd", "sigmoid"), ("adam", "sigmoid"), ("adamw", "sigmoid"),
                  ("sgd", "softplus")}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    before = blas_threads()
-    set_blas_threads(1)
-    yield
-    if before is not None:
-        set_blas_threads(before)
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")
-def mnist() -> tuple[np.ndarray, ...]:
-    with pytest.MonkeyPatch.context() as mp:
-        if MNIST_DIR.is_dir():
-            mp.setenv("TINYGRAD_EDU_DATA", str(MNIST_DIR))
-        return load_mnist()
+def mnist(real_mnist_dir: Path) -> tuple[np.ndarray, ...]:
+    """The real MNIST (conftest: ../shared/data/mnist, or fetched once into the user cache)."""
+    return load_mnist(real_mnist_dir, download=False)
 
 
 def test_each_optimizer_has_its_own_learning_rate() -> None:
@@ -71,11 +61,11 @@ def test_defaults_train_every_activation_with_every_optimizer(mnist, optimizer, 
     assert accuracy >= (0.7 if slow else 0.8), (optimizer, activation, accuracy)
 
 
-def test_divergence_prints_only_the_clear_message_and_plurals_are_right(tmp_path, capsys):
+def test_divergence_prints_only_the_clear_message_and_plurals_are_right(
+    tmp_path, capsys, real_mnist_dir
+):
     args = ["train", "--model", "mlp", "--lr", "1000", "--epochs", "1", "--limit", "1024",
-            "--out", str(tmp_path / "m.npz"), "--no-progress"]
-    if MNIST_DIR.is_dir():
-        args += ["--data", str(MNIST_DIR)]
+            "--out", str(tmp_path / "m.npz"), "--no-progress", "--data", str(real_mnist_dir)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code = main(args)
@@ -89,11 +79,11 @@ def test_divergence_prints_only_the_clear_message_and_plurals_are_right(tmp_path
 
 
 def test_eval_takes_the_file_as_argument_limits_threads_and_reads_well(
-    tmp_path, capsys, monkeypatch
+    tmp_path, capsys, monkeypatch, real_mnist_dir
 ):
     from tinygrad_edu import runtime
 
-    data = ["--data", str(MNIST_DIR)] if MNIST_DIR.is_dir() else []
+    data = ["--data", str(real_mnist_dir)]
     checkpoint = str(tmp_path / "m.npz")
     assert main(["train", "--model", "mlp", "--optimizer", "adam", "--epochs", "1", "--limit",
                  "512", "--out", checkpoint, "--no-progress", *data]) == 0
