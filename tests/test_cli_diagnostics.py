@@ -7,19 +7,14 @@ from pathlib import Path
 import pytest
 
 from tinygrad_edu.cli import main
-from tinygrad_edu.runtime import blas_threads, set_blas_threads
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+pytestmark = pytest.mark.usefixtures("restore_blas_threads")
 
 
 @pytest.fixture(autouse=True)
-def mnist_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    if MNIST_DIR.is_dir():
-        monkeypatch.setenv("TINYGRAD_EDU_DATA", str(MNIST_DIR))
-    before = blas_threads()
-    yield
-    if before is not None:
-        set_blas_threads(before)
+def mnist_env(monkeypatch: pytest.MonkeyPatch, real_mnist_dir: Path) -> None:
+    """The command finds the real MNIST (conftest: ../shared, or fetched once)."""
+    monkeypatch.setenv("TINYGRAD_EDU_DATA", str(real_mnist_dir))
 
 
 def _train(tmp_path: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[int, str, str]:
@@ -53,7 +48,8 @@ def test_detect_anomaly_names_the_first_bad_op(tmp_path: Path,
     assert not is_anomaly_enabled()  # the command restores the mode
 
 
-def test_deep_sigmoid_example_shows_the_vanishing_gradient(tmp_path: Path) -> None:
+def test_deep_sigmoid_example_shows_the_vanishing_gradient(tmp_path: Path,
+                                                          real_mnist_dir: Path) -> None:
     """The README's example, in a few steps: the sigmoid net's first layer gets a gradient
     orders of magnitude below its last layer's; ReLU's stay within a factor of ten."""
     import os
@@ -62,9 +58,7 @@ def test_deep_sigmoid_example_shows_the_vanishing_gradient(tmp_path: Path) -> No
     import sys
 
     script = Path(__file__).resolve().parents[1] / "examples" / "when_training_goes_wrong.py"
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    if MNIST_DIR.is_dir():
-        env["TINYGRAD_EDU_DATA"] = str(MNIST_DIR)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TINYGRAD_EDU_DATA": str(real_mnist_dir)}
     figure = tmp_path / "flow.png"
     done = subprocess.run([sys.executable, str(script), "--steps", "3", "--limit", "384",
                            "--figure", str(figure)], capture_output=True, text=True, env=env,

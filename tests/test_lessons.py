@@ -18,17 +18,14 @@ from tinygrad_edu import lessons
 from tinygrad_edu.cli import main
 from tinygrad_edu.datasets import load_mnist
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    """The real MNIST, standardised, loaded once for the module."""
-    with pytest.MonkeyPatch.context() as mp:
-        if MNIST_DIR.is_dir():
-            mp.setenv("TINYGRAD_EDU_DATA", str(MNIST_DIR))
-        return load_mnist(normalize=True)
+def mnist(real_mnist_dir: Path):
+    """The real MNIST, standardised, loaded once for the module (conftest: ../shared, or
+    fetched once into the user cache)."""
+    return load_mnist(real_mnist_dir, download=False, normalize=True)
 
 
 def check_figures(result: lessons.LessonResult, out: Path) -> None:

@@ -15,7 +15,6 @@ import pytest
 from nbclient import NotebookClient
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
@@ -25,14 +24,13 @@ def test_the_notebooks_are_there():
     assert len([n for n in names if n.startswith("lesson_")]) == 9
 
 
-def execute(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def execute(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnist_dir: Path):
     monkeypatch.setenv("TINYGRAD_EDU_FAST", "1")
     monkeypatch.setenv("TINYGRAD_EDU_LESSON_OUT", str(tmp_path / "figures"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     # the kernelspec runs "python": make it this environment's interpreter
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    if MNIST_DIR.is_dir():
-        monkeypatch.setenv("TINYGRAD_EDU_DATA", str(MNIST_DIR))
+    monkeypatch.setenv("TINYGRAD_EDU_DATA", str(mnist_dir))
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -44,8 +42,8 @@ def outputs(notebook) -> list[dict]:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path, monkeypatch):
-    notebook = execute(path, tmp_path, monkeypatch)   # raises CellExecutionError on failure
+def test_notebook_runs(path, tmp_path, monkeypatch, real_mnist_dir):
+    notebook = execute(path, tmp_path, monkeypatch, real_mnist_dir)  # raises CellExecutionError on failure
     outs = outputs(notebook)
     assert not [o for o in outs if o.get("output_type") == "error"]
     if path.stem.startswith("lesson_"):
