@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from registry_cases import registry_cases
 
 import tinygrad_edu.nn  # noqa: F401  (the nn layer ops are registry entries too)
 from tinygrad_edu import REGISTRY, Tensor, Value, grad
@@ -57,18 +58,8 @@ PARAM_VARIANTS: dict[str, list[dict]] = {
 }
 
 
-def _cases(kind: str) -> list:
-    cases = []
-    for op in REGISTRY.values():
-        if op.kind == kind:
-            for params in [{}, *PARAM_VARIANTS.get(op.name, [])]:
-                label = op.name + "".join(f"-{k}={v}" for k, v in params.items())
-                cases.append(pytest.param(op, params, id=label))
-    return cases
-
-
-UNARY = _cases("unary")
-BINARY = _cases("binary")
+UNARY = registry_cases("unary", PARAM_VARIANTS)
+BINARY = registry_cases("binary", PARAM_VARIANTS)
 
 
 def _call(op, params):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from registry_cases import registry_cases
 from suite_tolerances import gradcheck
 
 import tinygrad_edu.nn  # noqa: F401  (the nn layer ops are registry entries too)
@@ -53,19 +54,10 @@ PARAM_VARIANTS: dict[str, list[dict]] = {
 }
 
 
-def _cases(kind: str) -> list[tuple]:
-    cases = []
-    for op in REGISTRY.values():
-        if op.kind != kind:
-            continue
-        for params in [{}, *PARAM_VARIANTS.get(op.name, [])]:
-            label = op.name + "".join(f"-{k}={v}" for k, v in params.items())
-            cases.append(pytest.param(op, params, id=label))
-    return cases
 
 
-UNARY_CASES = _cases("unary")
-BINARY_CASES = _cases("binary")
+UNARY_CASES = registry_cases("unary", PARAM_VARIANTS)
+BINARY_CASES = registry_cases("binary", PARAM_VARIANTS)
 SCALAR_UNARY_CASES = [c for c in UNARY_CASES if c.values[0].scalar]
 SCALAR_BINARY_CASES = [c for c in BINARY_CASES if c.values[0].scalar]
 
