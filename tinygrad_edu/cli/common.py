@@ -7,7 +7,9 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "UsageError",
@@ -47,9 +49,9 @@ def _shown(text: str) -> str:
     return repr(text) if len(text) <= MAX_NUMBER_TEXT else f"{text[:12]!r}... ({len(text)} chars)"
 
 
-def _number(text: str, kind: type, what: str) -> float:
-    """``kind(text)`` for a short, finite number; else an ``ArgumentTypeError`` saying
-    ``what`` was expected."""
+def _number(text: str, kind: type, what: str, ok: Callable[[Any], bool] | None = None) -> Any:
+    """``kind(text)`` for a short, finite number for which ``ok(value)`` holds (when given);
+    else an ``ArgumentTypeError`` saying ``what`` was expected."""
     if len(text.strip()) > MAX_NUMBER_TEXT:
         raise argparse.ArgumentTypeError(f"must be {what}, got {_shown(text)} (too long)")
     try:
@@ -58,44 +60,34 @@ def _number(text: str, kind: type, what: str) -> float:
         raise argparse.ArgumentTypeError(f"must be {what}, got {_shown(text)}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be {what}, got {_shown(text)} (not finite)")
+    if ok is not None and not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {_shown(text)}")
     return value
 
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    value = int(_number(text, int, "a positive integer"))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+    return _number(text, int, "a positive integer", lambda v: v >= 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    value = int(_number(text, int, "a non-negative integer"))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
+    return _number(text, int, "a non-negative integer", lambda v: v >= 0)
 
 
 def finite_float(text: str) -> float:
     """argparse type: any finite number (``nan``, ``inf`` and 401-digit numbers refused)."""
-    return float(_number(text, float, "a finite number"))
+    return _number(text, float, "a finite number")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
-    value = float(_number(text, float, "a positive number"))
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
+    return _number(text, float, "a positive number", lambda v: v > 0)
 
 
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
-    value = float(_number(text, float, "a non-negative finite number"))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative finite number, got {text!r}")
-    return value
+    return _number(text, float, "a non-negative finite number", lambda v: v >= 0)
 
 
 def check_output_path(path: str | os.PathLike[str], option: str,
