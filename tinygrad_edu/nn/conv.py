@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..ops import index_add
 from ..registry import tensor_op
-from ..tensor import Tensor
+from ..tensor import Tensor, workspace
 from . import init as _init
 from .module import Module, Parameter, ShapeError, check_int
 
@@ -110,7 +110,7 @@ class conv2d:
         xp = _padded_nhwc(x, ph, pw)
         cols = _im2col(xp, kh, kw, sh, sw)              # X_col (N·H'·W', kh·kw·C)
         wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)  # W_mat (kh·kw·C, O)
-        out = cols @ wmat
+        out = np.matmul(cols, wmat, out=workspace("conv2d.y", (n * ho * wo, o), w.dtype))
         if b is not None:
             out += b
         y = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)  # an NCHW view of NHWC memory
@@ -242,7 +242,11 @@ def _padded_nhwc(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
     if not (ph or pw):
         return xh
     n, h, w, c = xh.shape
-    xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+    xp = workspace("conv2d.xp", (n, h + 2 * ph, w + 2 * pw, c), x.dtype)
+    xp[:, :ph] = 0  # the four borders (a reused array holds stale numbers)
+    xp[:, ph + h:] = 0
+    xp[:, ph:ph + h, :pw] = 0
+    xp[:, ph:ph + h, pw + w:] = 0
     xp[:, ph:ph + h, pw:pw + w, :] = xh
     return xp
 
@@ -258,8 +262,10 @@ def _im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
     win = patches(xp, kh, kw, sh, sw)
     n, ho, wo, _, _, c = win.shape
     if c != 1:
-        return win.reshape(n * ho * wo, kh * kw * c)
-    cols_t = np.empty((kh, kw, n, ho, wo), dtype=xp.dtype)
+        cols = workspace("conv2d.cols", (n * ho * wo, kh * kw * c), xp.dtype)
+        np.copyto(cols.reshape(win.shape), win)
+        return cols
+    cols_t = workspace("conv2d.cols_t", (kh, kw, n, ho, wo), xp.dtype)
     for u in range(kh):
         for v in range(kw):
             cols_t[u, v] = win[:, :, :, u, v, 0]
@@ -275,12 +281,15 @@ def _col2im(g2: np.ndarray, wmat: np.ndarray, padded_shape: tuple, out_shape: tu
     n, ho, wo = out_shape
     c = padded_shape[3]
     wblocks = wmat.reshape(kh, kw, c, -1)
-    dxp = np.zeros(padded_shape, dtype=g2.dtype)
+    dxp = workspace("conv2d.dx", padded_shape, g2.dtype)
+    dxp.fill(0)
+    block = workspace("conv2d.dx_block", (n * ho * wo, c), g2.dtype)
+    window = block.reshape(n, ho, wo, c)
     h_end, w_end = sh * (ho - 1) + 1, sw * (wo - 1) + 1
     for u in range(kh):
         for v in range(kw):
-            block = (g2 @ wblocks[u, v].T).reshape(n, ho, wo, c)
-            dxp[:, u:u + h_end:sh, v:v + w_end:sw, :] += block
+            np.matmul(g2, wblocks[u, v].T, out=block)
+            dxp[:, u:u + h_end:sh, v:v + w_end:sw, :] += window
     hp, wp = padded_shape[1], padded_shape[2]
     return dxp[:, ph:hp - ph, pw:wp - pw, :].transpose(0, 3, 1, 2)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..ops import broadcast_to, index_add
 from ..registry import tensor_op
-from ..tensor import Tensor
+from ..tensor import Tensor, workspace
 from .conv import (
     IntPair,
     checked_pair,
@@ -175,9 +175,12 @@ def _max_and_argmax(xh: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int,
     offset k wins where xₖ > max(x₀ … x_{k−1}), and since k grows, arg = max(arg, k·[xₖ > y])
     (ties keep the earlier offset)."""
     slices = _offsets(kh, kw, sh, sw, ho, wo)
-    y = xh[next(slices)].copy()
-    arg = np.zeros(y.shape, dtype=np.uint8 if kh * kw < 256 else np.uint16)
-    step = np.empty_like(arg)
+    first = xh[next(slices)]
+    y = workspace("max_pool2d.y", first.shape, xh.dtype)
+    np.copyto(y, first)
+    arg = workspace("max_pool2d.arg", y.shape, np.uint8 if kh * kw < 256 else np.uint16)
+    arg.fill(0)
+    step = workspace("max_pool2d.step", y.shape, arg.dtype)
     for k, s in enumerate(slices, start=1):
         xs = xh[s]
         np.multiply(np.greater(xs, y), arg.dtype.type(k), out=step)
@@ -192,12 +195,16 @@ def _route_to_argmax(gh: np.ndarray, arg: np.ndarray, shape_nhwc: tuple, kh: int
     when the windows tile the input, accumulated when they overlap or leave a border."""
     ho, wo = arg.shape[1:3]
     tiles = _tiles(shape_nhwc, kh, kw, sh, sw, ho, wo)
-    dxh = (np.empty if tiles else np.zeros)(shape_nhwc, dtype=gh.dtype)
+    dxh = workspace("max_pool2d.dx", shape_nhwc, gh.dtype)
+    if not tiles:
+        dxh.fill(0)
+    won = workspace("max_pool2d.won", arg.shape, np.bool_)
     for k, s in enumerate(_offsets(kh, kw, sh, sw, ho, wo)):
+        np.equal(arg, k, out=won)
         if tiles:
-            np.multiply(arg == k, gh, out=dxh[s])
+            np.multiply(won, gh, out=dxh[s])
         else:
-            dxh[s] += (arg == k) * gh
+            dxh[s] += won * gh
     return dxh
 
 
