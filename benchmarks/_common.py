@@ -28,9 +28,11 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from tinygrad_edu import runtime  # (after the sys.path line above)
 
-# The same process-wide malloc setting as `tinygrad-edu train` (see tinygrad_edu.runtime):
-# it applies to every contender of a benchmark alike, the numpy floor and PyTorch included.
-KEEP_FREED_MEMORY = runtime.apply_memory_default()
+# The library as a notebook user runs it: no process-wide setting.  The `train` command's
+# malloc setting (tinygrad_edu.runtime) only with TINYGRAD_EDU_KEEP_MEMORY=1, and then for
+# every contender alike, the numpy floor and PyTorch included.
+KEEP_FREED_MEMORY = (os.environ.get(runtime.KEEP_MEMORY_ENV_VAR) == "1"
+                     and runtime.keep_freed_memory())
 
 NO_OPTIONAL_VAR = "TINYGRAD_EDU_BENCH_NO_OPTIONAL"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -85,7 +87,8 @@ def machine_facts() -> dict[str, str]:
         "numpy": np.__version__,
         "blas": _blas(),
         "threads": _threads(),
-        "malloc": "keeps freed memory (mallopt)" if KEEP_FREED_MEMORY else "default",
+        "malloc": "keeps freed memory (mallopt, TINYGRAD_EDU_KEEP_MEMORY=1)" if KEEP_FREED_MEMORY
+        else "glibc defaults (library defaults, as in a notebook)",
     }
 
 

@@ -211,3 +211,29 @@ def test_conv_pool_layers_compose_and_backprop():
     params = model.parameters()
     assert gradcheck(lambda a, *ps: model(a).sum(), [x, *params])
     assert model(x).shape == (2, 3)
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 2)])
+def test_conv_in_chunks_of_one_image(monkeypatch, stride, padding):
+    """The forward, ∂W and ∂x work a chunk of images at a time (the speed section of
+    conv.py); with chunks of a single image they agree with central differences and give
+    the same result as one chunk for the whole batch."""
+    from tinygrad_edu.nn import conv as conv_module
+
+    rng = np.random.default_rng(4)
+    x, w, b = t64(rng.standard_normal((3, 2, 7, 6))), t64(rng.standard_normal((4, 2, 3, 3))), \
+        t64(rng.standard_normal(4))
+    r = rng.standard_normal((3, 4) + (F.conv2d(x, w, stride=stride, padding=padding).shape[2:]))
+
+    def fn(x, w, b):
+        return (F.conv2d(x, w, b, stride=stride, padding=padding) * Tensor(r)).sum()
+
+    fn(x, w, b).backward()
+    whole = [x.grad.copy(), w.grad.copy(), b.grad.copy()]
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
+    for t in (x, w, b):
+        t.grad = None
+    fn(x, w, b).backward()
+    for t, g in zip((x, w, b), whole):
+        np.testing.assert_allclose(t.grad, g, rtol=1e-12, atol=1e-13)
+    assert gradcheck(fn, [x, w, b])
