@@ -215,9 +215,9 @@ def test_conv_pool_layers_compose_and_backprop():
 
 @pytest.mark.parametrize("stride, padding", [(1, 1), (2, 2)])
 def test_conv_in_chunks_of_one_image(monkeypatch, stride, padding):
-    """The forward, ∂W and ∂x work a chunk of images at a time (the speed section of
-    conv.py); with chunks of a single image they agree with central differences and give
-    the same result as one chunk for the whole batch."""
+    """The forward and ∂W copy and multiply the patches a chunk of images at a time (the
+    speed section of conv.py); with chunks of a single image they agree with central
+    differences and give the same result as one chunk for the whole batch."""
     from tinygrad_edu.nn import conv as conv_module
 
     rng = np.random.default_rng(4)

@@ -254,9 +254,11 @@ def _padded_nhwc(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
 
 
 #: Bytes of patch-matrix rows copied and multiplied at a time: small enough to stay in the
-#: cache between the copy and the GEMM reading it (measured: 1.4x faster than the whole
-#: 40 MB patch matrix of the MNIST CNN's second layer at once, one BLAS thread).
-_CHUNK_BYTES = 2 << 20
+#: cache between the copy and the GEMM reading it, few enough chunks (10 for the MNIST CNN's
+#: second layer) that multi-threaded BLAS is not kept waiting for its threads at every call.
+#: Measured against the whole 40 MB patch matrix at once: forward + ∂W 1.3x faster with one
+#: BLAS thread (docs/performance.md).
+_CHUNK_BYTES = 4 << 20
 
 
 def _patch_product(xp: np.ndarray, wmat: np.ndarray, out: np.ndarray, kh: int, kw: int,
@@ -324,28 +326,23 @@ def _col2im(g2: np.ndarray, wmat: np.ndarray, padded_shape: tuple, out_shape: tu
             kh: int, kw: int, sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
     """∂x from the output gradient G (N·H'·W', O): ∂X_col = G W_matᵀ, computed one kernel
     offset (u, v) at a time -- the (N·H'·W', C) block G W_mat[u, v]ᵀ is contiguous -- and
-    added onto the strided input window that offset read; a chunk of images at a time, so
-    that G's rows, the block and the window are still in the cache when read again
-    (1.3x faster than whole-batch blocks, one BLAS thread).  Returns an (N, C, H, W)-shaped
+    added onto the strided input window that offset read.  (A chunk of images at a time
+    keeps the arrays in the cache and is 1.3x faster with one BLAS thread, but its 25 small
+    GEMMs per chunk make multi-threaded OpenBLAS wait for its threads hundreds of times a
+    step: 1.4x slower with two threads on a busy machine.  Whole-batch blocks it is.)  Returns an (N, C, H, W)-shaped
     view of channels-last memory."""
     n, ho, wo = out_shape
     c = padded_shape[3]
     wblocks = wmat.reshape(kh, kw, c, -1)
     dxp = workspace("conv2d.dx", padded_shape, g2.dtype)
     dxp.fill(0)
-    rows = ho * wo
-    step = max(1, min(n, _CHUNK_BYTES // (rows * kh * kw * c * g2.itemsize)))
-    block = workspace("conv2d.dx_block", (step * rows, c), g2.dtype)
+    block = workspace("conv2d.dx_block", (n * ho * wo, c), g2.dtype)
+    window = block.reshape(n, ho, wo, c)
     h_end, w_end = sh * (ho - 1) + 1, sw * (wo - 1) + 1
-    for n0 in range(0, n, step):  # a chunk of images at a time: its arrays stay in the cache
-        n1 = min(n, n0 + step)
-        g_rows, dx = g2[n0 * rows:n1 * rows], dxp[n0:n1]
-        part = block[:(n1 - n0) * rows]
-        window = part.reshape(n1 - n0, ho, wo, c)
-        for u in range(kh):
-            for v in range(kw):
-                np.matmul(g_rows, wblocks[u, v].T, out=part)
-                dx[:, u:u + h_end:sh, v:v + w_end:sw, :] += window
+    for u in range(kh):
+        for v in range(kw):
+            np.matmul(g2, wblocks[u, v].T, out=block)
+            dxp[:, u:u + h_end:sh, v:v + w_end:sw, :] += window
     hp, wp = padded_shape[1], padded_shape[2]
     return dxp[:, ph:hp - ph, pw:wp - pw, :].transpose(0, 3, 1, 2)
 
