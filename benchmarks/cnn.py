@@ -1,7 +1,10 @@
 """CNN training throughput (images/s): tinygrad_edu against a numpy floor and PyTorch.
 
-The default CNN: conv5x5(1→16, pad 2) → ReLU → maxpool2 → conv5x5(16→32, pad 2) → ReLU →
-maxpool2 → linear(1568→10), softmax cross-entropy, Adam (lr 1e-3), batch 128, float32.
+The library as a notebook user runs it: ``build_model("cnn")`` with its default config,
+``optim.Adam``, no process-wide setting (no malloc tuning; BLAS and PyTorch at their
+default threads).  PyTorch builds the same config.  The base CNN: conv5x5(1→16, pad 2) →
+ReLU → maxpool2 → conv5x5(16→32, pad 2) → ReLU → maxpool2 → linear(1568→10), softmax
+cross-entropy, Adam (lr 1e-3), batch 128, float32.
 The floor is the same net written directly in numpy, laid out for speed: channels-last
 (NHWC) activations, im2col by a strided view plus one copy, one GEMM per convolution,
 pooling as the maximum of the four strided corners of each 2×2 window, col2im as kh·kw
@@ -15,6 +18,7 @@ same batches, interleaved, for a fixed number of steps per round.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -33,6 +37,9 @@ from numpy.lib.stride_tricks import as_strided
 
 BATCH, LR, K = 128, 1e-3, 5
 Step = Callable[[np.ndarray, np.ndarray], None]
+#: The architecture the hand-written floor implements (``build_model("cnn", **FLOOR_CONFIG)``).
+FLOOR_CONFIG = {"channels": [16, 32], "kernel_size": K, "activation": "relu",
+                "batch_norm": False, "hidden": 0, "dropout": 0.0}
 
 
 # ------------------------------------------------------------------ the numpy floor
@@ -179,15 +186,27 @@ def build_ours(seed: int) -> Step:
 
 
 # ------------------------------------------------------------------ PyTorch
-def build_torch(torch: Any, seed: int) -> Step:
-    """A PyTorch eager training step of the same CNN and recipe."""
+def build_torch(torch: Any, seed: int, config: dict[str, Any] | None = None) -> Step:
+    """A PyTorch eager training step of the same CNN (``build_model("cnn")``'s config:
+    channels, kernel, batch norm, hidden layer, dropout; ReLU) and recipe."""
     torch.manual_seed(seed)
     nn = torch.nn
-    model = nn.Sequential(
-        nn.Conv2d(1, 16, K, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, K, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(1568, 10),
-    )
+    config = config if config is not None else FLOOR_CONFIG
+    k, bn = int(config["kernel_size"]), bool(config["batch_norm"])
+    layers: list[Any] = []
+    channels = [1, *(int(c) for c in config["channels"])]
+    for cin, cout in pairwise(channels):
+        layers.append(nn.Conv2d(cin, cout, k, padding=k // 2, bias=not bn))
+        layers += [nn.BatchNorm2d(cout)] if bn else []
+        layers += [nn.ReLU(), nn.MaxPool2d(2)]
+    features = channels[-1] * (28 // 2 ** (len(channels) - 1)) ** 2
+    layers.append(nn.Flatten())
+    if int(config["hidden"]):
+        layers += [nn.Linear(features, int(config["hidden"])), nn.ReLU()]
+        features = int(config["hidden"])
+    if float(config["dropout"]):
+        layers.append(nn.Dropout(float(config["dropout"])))
+    model = nn.Sequential(*layers, nn.Linear(features, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -222,15 +241,21 @@ def main() -> None:
     print(f"    data: {source}; {steps} steps of {BATCH} per round, {args.repeats} rounds, "
           "interleaved")
 
+    from tinygrad_edu.models import default_config
+
+    config = default_config("cnn")
+    print(f"   model: build_model('cnn'), config {config}")
+    if config != FLOOR_CONFIG:
+        print(f"   floor: hand-written for {FLOOR_CONFIG} only (the default differs, so the "
+              "floor ratio compares different nets); PyTorch builds the default")
     contenders = {"numpy floor (hand-written, NHWC)": NumpyCNN(0).step}
-    try:
-        contenders["tinygrad_edu"] = build_ours(0)
-    except ImportError as exc:
-        print(f"tinygrad_edu.nn / optim not importable yet ({exc}): our column is skipped")
+    contenders["tinygrad_edu"] = build_ours(0)
     torch = optional_import("torch", "the PyTorch column is")
     if torch is not None:
+        if config["activation"] != "relu":
+            print(f"   torch: activation {config['activation']!r} is built as ReLU")
         print(f"   torch: {torch.__version__}, {torch.get_num_threads()} threads")
-        contenders[f"PyTorch {torch.__version__} eager"] = build_torch(torch, 0)
+        contenders[f"PyTorch {torch.__version__} eager"] = build_torch(torch, 0, config)
     runs = {name: run_of(step, x, y, steps) for name, step in contenders.items()}
     for step in contenders.values():  # warm-up
         run_of(step, x, y, 1)()
@@ -252,11 +277,11 @@ def report(times: dict[str, list[float]], images: int) -> None:
     if ours not in times:
         return
     rate = Summary.of([images / s for s in times[ours]])
-    print(f"RATE ours: {rate.median:,.0f} images/s (target >= 1,950)")
+    print(f"RATE ours: {rate.median:,.0f} images/s")
     print_ratio("ours / numpy floor (throughput)", _speed(times, ours, floor))
     for name in times:
         if name.startswith("PyTorch"):
-            print_ratio("ours / PyTorch (throughput)", _speed(times, ours, name), ">= 0.5")
+            print_ratio("ours / PyTorch (throughput)", _speed(times, ours, name), ">= 0.67")
 
 
 def _speed(times: dict[str, list[float]], name: str, reference: str) -> Summary:

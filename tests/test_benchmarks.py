@@ -144,7 +144,7 @@ def test_cnn_floor_computes_the_same_step_as_the_library() -> None:
             "7.bias": floor.b,
         }
 
-    model = build_model("cnn", rng=1)
+    model = build_model("cnn", rng=1, **cnn.FLOOR_CONFIG)  # the floor's net, whatever the default
     model.load_state_dict(ours_from_floor())
     start = {name: a.copy() for name, a in ours_from_floor().items()}
     optimizer = Adam(model.parameters(), lr=cnn.LR)
