@@ -357,3 +357,36 @@ def test_a_float64_batch_into_a_float32_model_is_cast_to_the_layers_dtype() -> N
     assert y.dtype == np.float32
     y.sum().backward()
     assert img.grad.dtype == np.float64 and conv.weight.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 2), (6, 3)])
+def test_batch_norm_channels_last_fast_path_is_the_same_op(shape):
+    """x with its channels last in memory (as convolution outputs are) takes the fast path
+    of nn/normalization.py: the same outputs, running statistics and gradients as the
+    general path, and central differences agree (float64)."""
+    from tinygrad_edu.nn import normalization
+
+    rng = np.random.default_rng(7)
+    last = (shape[0],) + shape[2:] + (shape[1],)
+    x_last = np.moveaxis(rng.standard_normal(last), -1, 1)  # channels last in memory
+    g_last = np.moveaxis(rng.standard_normal(last), -1, 1)
+    general = np.ascontiguousarray if len(shape) == 4 else np.asfortranarray
+    results = []
+    for x, g in ((x_last, g_last), (general(x_last), general(g_last))):
+        assert (normalization._rows(x) is not None) == (x is x_last)
+        bn = nn.BatchNorm2d(3) if len(shape) == 4 else nn.BatchNorm1d(3)
+        bn.weight.data = np.array([0.5, -1.5, 2.0])
+        bn.bias.data = np.array([0.1, 0.2, -0.3])
+        xt = Tensor(x, dtype=np.float64, requires_grad=True)
+        y = bn(xt)
+        y.backward(g)
+        results.append((y.data, xt.grad, bn.weight.grad, bn.bias.grad, bn.running_mean.copy(),
+                        bn.running_var.copy()))
+    for fast, slow in zip(*results):
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+    w = Tensor(rng.standard_normal(3), requires_grad=True)
+    b = Tensor(rng.standard_normal(3), requires_grad=True)
+    xt = Tensor(x_last, dtype=np.float64, requires_grad=True)
+    r = Tensor(g_last)
+    assert gradcheck(lambda a, w, b: (F.batch_norm(a, None, None, w, b, training=True)
+                                      * r).sum(), [xt, w, b])

@@ -67,6 +67,11 @@ class batch_norm:
     def forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
         _check(x, weight, bias)
         axes, shape = _axes_and_shape(x)
+        rows = _rows(x) if training else None
+        if rows is not None:  # channels last in memory: the fast path, same formulas
+            y, xhat, mean, var, inv = _forward_rows(x, rows, weight, bias, eps)
+            _update_running(running_mean, running_var, mean, var, momentum, rows.shape[0])
+            return y, (xhat, inv, axes, shape, training, eps)
         if training:
             m = x.size // x.shape[1]
             if m < 2:
@@ -92,6 +97,9 @@ class batch_norm:
 
     def backward(node, g):
         (x, weight, bias), (xhat, inv, axes, shape, training, _) = node.parents, node.ctx
+        if training and (g2 := _rows(g)) is not None and (xhat2 := _rows(xhat)) is not None:
+            gx, gw, gb = _backward_rows(g, g2, xhat2, weight.data * inv, x.requires_grad)
+            return (gx, gw if weight.requires_grad else None, gb if bias.requires_grad else None)
         gb = g.sum(axis=axes)
         gw = (g * xhat).sum(axis=axes)
         gx = None
@@ -176,3 +184,88 @@ class BatchNorm2d(_BatchNorm):
     running mean and variance are buffers (saved in the state dict)."""
 
     _ndims = (4,)
+
+
+# ------------------------------------------------------------------ speed: channels last
+# Convolution outputs are channels-last in memory (see conv.py), so in training x (N, C, H, W)
+# is a free (N·H·W, C) matrix: the sums over rows are one BLAS matrix-vector product with a
+# vector of ones (20x faster than numpy's reduction over axes (0, 2, 3) of the transposed
+# view) and every broadcast is along the rows.  The same formulas as the op's docstring;
+# arrays in any other layout take the general path above.
+def _rows(a: np.ndarray) -> np.ndarray | None:
+    """a (N, C, ...) as a (rows, C) view when its channels are last and contiguous in memory,
+    else None."""
+    c = a.shape[1]
+    last = a if a.ndim == 2 else np.moveaxis(a, 1, -1)
+    if not last.flags.c_contiguous:
+        return None
+    return last.reshape(-1, c)
+
+
+def _column_sums(rows: np.ndarray) -> np.ndarray:
+    """Σ over the rows of a (rows, C) matrix, as ones · rows (BLAS)."""
+    ones = np.ones(rows.shape[0], dtype=rows.dtype)
+    return ones @ rows
+
+
+def _wide(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """A C-contiguous (M, C) matrix as (M/r, r·C) for the largest r in 64, 32, ..., 1 dividing
+    M: the same elements, so broadcasting a (C,) vector tiled r times along it gives the
+    same result with inner loops r times longer (2x faster for C = 16)."""
+    m, c = rows.shape
+    r = next(r for r in (64, 32, 16, 8, 4, 2, 1) if m % r == 0)
+    return rows.reshape(m // r, r * c), r
+
+
+def _as_input(rows: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A (rows, C) result as an array shaped like ``like`` (N, C, ...), channels last."""
+    if like.ndim == 2:
+        return rows
+    last = np.moveaxis(like, 1, -1).shape
+    return np.moveaxis(rows.reshape(last), -1, 1)
+
+
+def _forward_rows(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                  eps: float) -> tuple:
+    """Training forward on the (rows, C) view: (y, x̂, μ, σ², 1/√(σ² + ε))."""
+    m = rows.shape[0]
+    if m < 2:
+        raise ValueError(f"batch_norm: training needs > 1 value per channel, got {x.shape}")
+    mean = _column_sums(rows) / x.dtype.type(m)
+    wide, r = _wide(rows)
+    xhat = wide - np.tile(mean, r)
+    var = _column_sums(np.square(xhat).reshape(rows.shape)) / x.dtype.type(m)
+    inv = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    xhat *= np.tile(inv, r)
+    y = xhat * np.tile(weight.astype(x.dtype, copy=False), r)
+    y += np.tile(bias.astype(x.dtype, copy=False), r)
+    return (_as_input(y.reshape(rows.shape), x), _as_input(xhat.reshape(rows.shape), x),
+            mean, var, inv)
+
+
+def _update_running(running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                    mean: np.ndarray, var: np.ndarray, momentum: float, m: int) -> None:
+    """r ← (1 − momentum)·r + momentum·batch value (the unbiased variance), in place."""
+    if running_mean is not None:
+        running_mean *= 1.0 - momentum
+        running_mean += momentum * mean
+    if running_var is not None:
+        running_var *= 1.0 - momentum
+        running_var += (momentum * m / (m - 1)) * var
+
+
+def _backward_rows(g: np.ndarray, g2: np.ndarray, xhat2: np.ndarray, scale: np.ndarray,
+                   need_x: bool) -> tuple:
+    """(∂x, ∂γ, ∂β) in training from the (rows, C) views of G and x̂; scale = γ/√(σ²+ε)."""
+    gb = _column_sums(g2)
+    gw = _column_sums(g2 * xhat2)
+    if not need_x:
+        return None, gw, gb
+    m = g2.dtype.type(g2.shape[0])
+    (g_wide, r), (xhat_wide, _) = _wide(g2), _wide(xhat2)
+    gx = g_wide - np.tile(gb / m, r)
+    shifted = xhat_wide * np.tile(gw / m, r)
+    gx -= shifted
+    gx *= np.tile(scale.astype(g2.dtype, copy=False), r)
+    return _as_input(gx.reshape(g2.shape), g), gw, gb
+
