@@ -9,12 +9,15 @@ bound.
 
     python benchmarks/profile_step.py               # 100 MLP steps
     python benchmarks/profile_step.py --model cnn   # 20 CNN steps
+    python benchmarks/profile_step.py --gemm        # the physical bound: GEMM FLOP/s, and
+                                                    # what a training step achieves
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import pstats
 from collections import defaultdict
 
@@ -60,12 +63,90 @@ def group_of(filename: str) -> str:
     return "other (benchmark loop, numpy's Python wrappers)"
 
 
+def step_gemm_flops(model_name: str, batch: int) -> float:
+    """The floating-point operations of one training step's matrix products: 2·M·K·N for
+    each forward product (Linear: M = rows; Conv2d: M = N·H'·W', K = kh·kw·C), as much again
+    for ∂W, and again for ∂x except in the first layer (the images need no gradient)."""
+    from tinygrad_edu import Tensor, nn, no_grad
+    from tinygrad_edu.models import build_model, input_shape
+
+    model = build_model(model_name, rng=0)
+    h = Tensor(np.zeros((batch, *input_shape(model_name)), np.float32))
+    layers = model.layers if model_name == "mlp" else model
+    total, first = 0.0, True
+    with no_grad():
+        for layer in layers:
+            out = layer(h)
+            if isinstance(layer, nn.Linear):
+                forward = 2.0 * h.data.size * layer.out_features
+            elif isinstance(layer, nn.Conv2d):
+                kh, kw = layer.kernel_size
+                forward = 2.0 * out.data.size * kh * kw * layer.in_channels
+            else:
+                forward = 0.0
+            if forward:
+                total += forward * (2.0 if first else 3.0)
+                first = False
+            h = out
+    return total
+
+
+def gemm_bound(args: argparse.Namespace) -> None:
+    """GEMM FLOP/s of this machine's BLAS (square n×n, float32/float64, 1 and 2 threads) and
+    the FLOP/s a training step of each model reaches at the library's default threads."""
+    import time
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    print_header("The physical bound: GEMM FLOP/s and what a training step achieves",
+                 args.quick)
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            print(f"    BLAS: {lib.get('internal_api')} {lib.get('version')}, kernel "
+                  f"{lib.get('architecture')}, {lib.get('num_threads')} threads by default")
+    n = 256 if args.quick else 1024
+    rows = []
+    for dtype in (np.float32, np.float64):
+        a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+        for threads in (1, 2):
+            with threadpool_limits(limits=threads, user_api="blas"):
+                product = functools.partial(np.matmul, a, a)
+                product()
+                best = min(_seconds(product, time.perf_counter) for _ in range(5))
+            rows.append([f"{n}×{n} GEMM", np.dtype(dtype).name, threads,
+                         f"{2 * n**3 / best / 1e9:.1f}"])
+    steps = 3 if args.quick else 30
+    for name in ("mlp", "cnn"):
+        step, _, _ = step_function(name, 128)
+        step()
+        count = max(1, steps // (10 if name == "cnn" else 1))
+        seconds = sorted(_seconds(step, time.perf_counter) for _ in range(count))
+        flops = step_gemm_flops(name, 128)
+        median = seconds[len(seconds) // 2]
+        what = (f"{name.upper()} training step ({flops / 1e6:,.0f} MFLOP of GEMMs, "
+                f"{median * 1e3:.1f} ms)")
+        rows.append([what, "float32", "default", f"{flops / median / 1e9:.1f}"])
+    print_table(["what", "dtype", "BLAS threads", "GFLOP/s"], rows)
+    print("BOUND: a step's GFLOP/s counts only its matrix products, over its whole time")
+
+
+def _seconds(fn, clock) -> float:
+    start = clock()
+    fn()
+    return clock() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="a few steps only")
+    parser.add_argument("--gemm", action="store_true",
+                        help="GEMM FLOP/s of the machine and of a training step instead")
     args = parser.parse_args()
+    if args.gemm:
+        gemm_bound(args)
+        return
     steps = args.steps or (3 if args.quick else (20 if args.model == "cnn" else 100))
     print_header(f"Profile of {steps} {args.model.upper()} training steps, batch 128", args.quick)
     step, _, _ = step_function(args.model, 128)

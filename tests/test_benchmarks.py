@@ -160,3 +160,19 @@ def test_cnn_floor_computes_the_same_step_as_the_library() -> None:
         assert np.abs(moved).max() > 1e-5, name
         np.testing.assert_allclose(value - start[name], moved, rtol=1e-3,
                                    atol=1e-3 * np.abs(moved).max(), err_msg=name)
+
+
+def test_profile_step_gemm_bound_counts_the_step_flops() -> None:
+    """``profile_step.py --gemm`` prints the BLAS kernel, GEMM FLOP/s per dtype and thread
+    count, and each step's GEMM FLOP count: 2·128·242,304 for the MLP's forward products,
+    as much for ∂W and ∂x of the three upper layers (134.7 M in all)."""
+    profile = _bench_module("profile_step")
+    mlp_flops = 2 * 128 * 242_304 * 2 + 2 * 128 * (256 * 128 + 128 * 64 + 64 * 10)
+    assert profile.step_gemm_flops("mlp", 128) == mlp_flops
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "profile_step.py"), "--gemm",
+                           "--quick"], check=False, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "kernel" in proc.stdout and "| float64 |" in proc.stdout
+    assert "CNN training step (2,099 MFLOP of GEMMs" in proc.stdout
+    assert "BOUND:" in proc.stdout
