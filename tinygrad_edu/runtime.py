@@ -3,8 +3,8 @@
 Both settings belong to the whole process, so a library must not make them behind its
 users' backs: importing :mod:`tinygrad_edu` never calls anything here.  Programs that own
 their process do -- the ``tinygrad-edu train`` command (``--threads``, and the allocator
-setting) and the benchmark scripts (the allocator setting, applied to the numpy reference
-they compare against as well).
+setting); the benchmark scripts only with ``TINYGRAD_EDU_KEEP_MEMORY=1`` (they measure the
+library as a notebook runs it).
 
 **BLAS threads.**  numpy's matrix products run in its BLAS (OpenBLAS in the numpy wheels).
 On a machine whose cores are shared, multi-threaded OpenBLAS spins while it waits and
@@ -18,8 +18,11 @@ and Windows.
 time (patch matrices, activations, gradients: over 100 MB per step for the MNIST CNN).
 glibc's ``malloc`` serves big requests with fresh ``mmap`` pages and hands them back on
 ``free``, so every step pays a page fault for every 4 KiB it touches again -- on a small VM
-that costs more than the arithmetic.  :func:`keep_freed_memory` asks glibc (``mallopt``) to
-serve them from the heap and not to trim it, so later steps reuse warm pages; the process's
+that costs more than the arithmetic.  The library itself avoids most of it without any
+setting: its convolution and pooling ops take their big arrays from ``tensor.workspace``,
+which reuses an array once nothing refers to it any more.  :func:`keep_freed_memory` asks
+glibc (``mallopt``) to serve them from the heap and not to trim it, so later steps reuse
+warm pages; the process's
 memory then stays at its peak instead of breathing in and out (it stays flat across epochs
 either way).  ``TINYGRAD_EDU_KEEP_MEMORY=0`` opts :func:`apply_memory_default` out.
 Elsewhere than Linux/glibc it does nothing.
