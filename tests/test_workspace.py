@@ -18,6 +18,7 @@ def reuse_everything(monkeypatch):
     """Every array of any size goes through the workspace (small test sizes too)."""
     monkeypatch.setattr(tensor, "_WORKSPACE_MIN_BYTES", 0)
     monkeypatch.setattr(tensor, "_workspace", {})
+    monkeypatch.setattr(tensor, "_workspace_bytes", [0])
 
 
 @pytest.fixture
@@ -125,3 +126,20 @@ def test_a_kept_gradient_is_not_overwritten(reuse_everything) -> None:
     (conv(x2) * 3.0).sum().backward()
     np.testing.assert_array_equal(kept, snapshot)
     assert not np.shares_memory(kept, x2.grad)
+
+
+def test_kept_memory_is_bounded(reuse_everything, monkeypatch) -> None:
+    """At most ``_WORKSPACE_MAX_BYTES`` are kept: older keys are forgotten first, and an
+    array larger than the bound is never kept (a one-off huge batch does not stay)."""
+    monkeypatch.setattr(tensor, "_WORKSPACE_MAX_BYTES", 1000)
+    tensor.workspace("a", (100,), np.float32)  # 400 bytes, kept
+    tensor.workspace("b", (100,), np.float32)  # 800 kept
+    tensor.workspace("c", (100,), np.float32)  # "a" is forgotten to make room
+    assert [k[0] for k in tensor._workspace] == ["b", "c"]
+    assert tensor._workspace_bytes[0] == 800
+    tensor.workspace("huge", (1000,), np.float32)  # 4,000 bytes: never kept, evicts nothing
+    assert [k[0] for k in tensor._workspace][:2] == ["b", "c"]
+    assert tensor._workspace_bytes[0] == 800
+    assert all(a.nbytes <= 1000 for arrays in tensor._workspace.values() for a in arrays)
+    assert tensor._workspace_bytes[0] == sum(a.nbytes for arrays in tensor._workspace.values()
+                                             for a in arrays)

@@ -438,7 +438,9 @@ register_engine(Tensor, "array")
 _WORKSPACE_MIN_BYTES = 1 << 18  # smaller arrays come from malloc's free lists anyway
 _WORKSPACE_PER_KEY = 3  # arrays kept per (tag, shape, dtype): two live graphs + one
 _WORKSPACE_KEYS = 32  # keys kept, least recently used dropped first
+_WORKSPACE_MAX_BYTES = 1 << 28  # at most 256 MB kept (an evaluation on one huge batch is not)
 _workspace: dict[tuple, list[np.ndarray]] = {}
+_workspace_bytes = [0]  # the bytes kept now
 _workspace_lock = threading.Lock()
 _refcount = getattr(sys, "getrefcount", None)  # CPython; elsewhere nothing is reused
 
@@ -471,12 +473,24 @@ def workspace(tag: str, shape: tuple, dtype: Any) -> np.ndarray:
         if kept is None:
             kept = []
             if len(_workspace) >= _WORKSPACE_KEYS:  # forget the least recently used key
-                del _workspace[next(iter(_workspace))]
+                _forget(next(iter(_workspace)))
         _workspace[key] = kept  # (re)inserted last: most recently used
         for a in kept:
             if _refcount(a) == _IDLE:
                 return a
         a = np.empty(shape, dtype)
-        if len(kept) < _WORKSPACE_PER_KEY:
-            kept.append(a)
+        if len(kept) >= _WORKSPACE_PER_KEY or size > _WORKSPACE_MAX_BYTES:
+            return a  # not kept: enough of this key, or larger than all the workspace
+        while _workspace_bytes[0] + size > _WORKSPACE_MAX_BYTES:
+            _forget(next(iter(_workspace)))  # least recently used first (this key is last)
+            if key not in _workspace:  # this key's own arrays were all there was
+                _workspace[key] = kept = []
+        kept.append(a)
+        _workspace_bytes[0] += size
         return a
+
+
+def _forget(key: tuple) -> None:
+    """Drop a key's arrays from the workspace (arrays still in use live on with their users)."""
+    for a in _workspace.pop(key):
+        _workspace_bytes[0] -= a.nbytes
