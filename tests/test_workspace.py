@@ -1,4 +1,4 @@
-"""The reused big arrays of the Tensor engine (``tensor.workspace``): an array is handed out
+"""The reused big arrays of the array ops (``tinygrad_edu.workspace``): an array is handed out
 again only when nothing refers to it, so a saved array is never overwritten before the
 backward that reads it -- two forward passes before one backward, a layer used twice in
 one graph and a kept gradient all give the same gradients as without reuse."""
@@ -9,43 +9,44 @@ import numpy as np
 import pytest
 from suite_tolerances import gradcheck
 
-from tinygrad_edu import Tensor, cross_entropy, nn, tensor
+from tinygrad_edu import Tensor, cross_entropy, nn
+from tinygrad_edu import workspace as ws
 from tinygrad_edu.models import build_model
 
 
 @pytest.fixture
 def reuse_everything(monkeypatch):
     """Every array of any size goes through the workspace (small test sizes too)."""
-    monkeypatch.setattr(tensor, "_WORKSPACE_MIN_BYTES", 0)
-    monkeypatch.setattr(tensor, "_workspace", {})
-    monkeypatch.setattr(tensor, "_workspace_bytes", [0])
+    monkeypatch.setattr(ws, "_WORKSPACE_MIN_BYTES", 0)
+    monkeypatch.setattr(ws, "_workspace", {})
+    monkeypatch.setattr(ws, "_workspace_bytes", [0])
 
 
 @pytest.fixture
 def reuse_nothing(monkeypatch):
     """The workspace disabled: every call is np.empty (the reference)."""
-    monkeypatch.setattr(tensor, "_IDLE", -1)
+    monkeypatch.setattr(ws, "_IDLE", -1)
 
 
 def test_an_array_is_reused_only_when_nothing_refers_to_it(reuse_everything) -> None:
-    a = tensor.workspace("t", (4, 5), np.float32)
-    b = tensor.workspace("t", (4, 5), np.float32)
+    a = ws.workspace("t", (4, 5), np.float32)
+    b = ws.workspace("t", (4, 5), np.float32)
     assert b is not a  # a is still held here
     a_id = id(a)
     del a
-    assert id(tensor.workspace("t", (4, 5), np.float32)) == a_id  # idle again: reused
+    assert id(ws.workspace("t", (4, 5), np.float32)) == a_id  # idle again: reused
     view = b[1:]
     del b
-    c = tensor.workspace("t", (4, 5), np.float32)
+    c = ws.workspace("t", (4, 5), np.float32)
     assert c.base is None and not np.shares_memory(c, view)  # a view keeps b busy
-    assert tensor.workspace("t", (4, 5), np.float64).dtype == np.float64  # keyed by dtype
-    assert tensor.workspace("u", (4, 5), np.float32) is not c  # and by tag
+    assert ws.workspace("t", (4, 5), np.float64).dtype == np.float64  # keyed by dtype
+    assert ws.workspace("u", (4, 5), np.float32) is not c  # and by tag
 
 
 def test_small_arrays_bypass_it() -> None:
-    a = tensor.workspace("small", (8,), np.float32)
+    a = ws.workspace("small", (8,), np.float32)
     del a
-    assert ("small", (8,), np.dtype(np.float32)) not in tensor._workspace
+    assert ("small", (8,), np.dtype(np.float32)) not in ws._workspace
 
 
 def test_a_training_step_reuses_the_conv_arrays_of_the_last(reuse_everything) -> None:
@@ -84,10 +85,10 @@ def test_two_forwards_before_one_backward(batch_norm: bool, monkeypatch) -> None
     workspace as without it (float64, to the last bits a reordering could change)."""
     rng = np.random.default_rng(1)
     batches = [(rng.random((3, 1, 28, 28)), rng.integers(0, 10, 3)) for _ in range(2)]
-    monkeypatch.setattr(tensor, "_IDLE", -1)
+    monkeypatch.setattr(ws, "_IDLE", -1)
     expected = _gradients(_cnn64(batch_norm), batches)
     monkeypatch.undo()
-    monkeypatch.setattr(tensor, "_WORKSPACE_MIN_BYTES", 0)
+    monkeypatch.setattr(ws, "_WORKSPACE_MIN_BYTES", 0)
     model = _cnn64(batch_norm)
     for _ in range(2):  # the second time, arrays of the first graph are idle and reused
         got = _gradients(model, batches)
@@ -131,15 +132,15 @@ def test_a_kept_gradient_is_not_overwritten(reuse_everything) -> None:
 def test_kept_memory_is_bounded(reuse_everything, monkeypatch) -> None:
     """At most ``_WORKSPACE_MAX_BYTES`` are kept: older keys are forgotten first, and an
     array larger than the bound is never kept (a one-off huge batch does not stay)."""
-    monkeypatch.setattr(tensor, "_WORKSPACE_MAX_BYTES", 1000)
-    tensor.workspace("a", (100,), np.float32)  # 400 bytes, kept
-    tensor.workspace("b", (100,), np.float32)  # 800 kept
-    tensor.workspace("c", (100,), np.float32)  # "a" is forgotten to make room
-    assert [k[0] for k in tensor._workspace] == ["b", "c"]
-    assert tensor._workspace_bytes[0] == 800
-    tensor.workspace("huge", (1000,), np.float32)  # 4,000 bytes: never kept, evicts nothing
-    assert [k[0] for k in tensor._workspace][:2] == ["b", "c"]
-    assert tensor._workspace_bytes[0] == 800
-    assert all(a.nbytes <= 1000 for arrays in tensor._workspace.values() for a in arrays)
-    assert tensor._workspace_bytes[0] == sum(a.nbytes for arrays in tensor._workspace.values()
+    monkeypatch.setattr(ws, "_WORKSPACE_MAX_BYTES", 1000)
+    ws.workspace("a", (100,), np.float32)  # 400 bytes, kept
+    ws.workspace("b", (100,), np.float32)  # 800 kept
+    ws.workspace("c", (100,), np.float32)  # "a" is forgotten to make room
+    assert [k[0] for k in ws._workspace] == ["b", "c"]
+    assert ws._workspace_bytes[0] == 800
+    ws.workspace("huge", (1000,), np.float32)  # 4,000 bytes: never kept, evicts nothing
+    assert [k[0] for k in ws._workspace][:2] == ["b", "c"]
+    assert ws._workspace_bytes[0] == 800
+    assert all(a.nbytes <= 1000 for arrays in ws._workspace.values() for a in arrays)
+    assert ws._workspace_bytes[0] == sum(a.nbytes for arrays in ws._workspace.values()
                                              for a in arrays)

@@ -19,7 +19,7 @@ time (patch matrices, activations, gradients: over 100 MB per step for the MNIST
 glibc's ``malloc`` serves big requests with fresh ``mmap`` pages and hands them back on
 ``free``, so every step pays a page fault for every 4 KiB it touches again -- on a small VM
 that costs more than the arithmetic.  The library itself avoids most of it without any
-setting: its convolution and pooling ops take their big arrays from ``tensor.workspace``,
+setting: its convolution and pooling ops take their big arrays from ``tinygrad_edu.workspace``,
 which reuses an array once nothing refers to it any more.  :func:`keep_freed_memory` asks
 glibc (``mallopt``) to serve them from the heap and not to trim it, so later steps reuse
 warm pages; the process's

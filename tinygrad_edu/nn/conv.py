@@ -30,7 +30,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..ops import index_add
 from ..registry import tensor_op
-from ..tensor import Tensor, workspace
+from ..tensor import Tensor
+from ..workspace import workspace
 from . import init as _init
 from .module import Module, Parameter, ShapeError, check_int
 
@@ -212,7 +213,7 @@ class Conv2d(Module):
 # Everything below is about memory layout, not about the math above: the strided patch
 # view (shared with pooling), the NHWC padding, im2col in cache-sized chunks fused with
 # their GEMM (with its own path for one input channel), col2im as kh·kw GEMMs onto strided
-# windows, and column sums by einsum.  Big arrays come from ``tensor.workspace``.
+# windows, and column sums by einsum.  Big arrays come from ``tinygrad_edu.workspace``.
 # See docs/performance.md for the measurements.
 def patches(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
     """The (N, H', W', kh, kw, C) view of every receptive field of xp (N, Hp, Wp, C): no

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..ops import broadcast_to, index_add
 from ..registry import tensor_op
-from ..tensor import Tensor, workspace
+from ..tensor import Tensor
+from ..workspace import workspace
 from .conv import (
     IntPair,
     checked_pair,
