@@ -15,6 +15,7 @@ gathered at the end of this file, under "Fast paths".
 
 from __future__ import annotations
 
+import functools
 import gc
 import numbers
 from collections.abc import Sequence
@@ -218,8 +219,9 @@ def _chain_sum(values: list[Value]) -> Value:
 # ============================================================================ Fast paths
 # Building and backpropagating a graph of Values is dominated by Python's per-call and
 # per-object costs, so the few functions every op goes through are written for speed here.
-# Each does exactly what its plain version (named in its docstring) does; what each buys
-# was measured with benchmarks/scalar.py's workloads, the garbage collector at its defaults.
+# Each does what its plain version (named in its docstring) does; what each buys was
+# measured (CPU time, median of 5, GC at its defaults) on benchmarks/scalar.py's graphs:
+# "tree" (200,000 ops), "chain" (2·10⁵ steps of y·a + b) and "wide" (one MLP graph).
 
 _new = object.__new__  # looked up once: ``object.__new__`` at each call costs 3% of a build
 
@@ -255,8 +257,9 @@ Value._parents = property(  # type: ignore[assignment]
     garbage collector to track, and its collections are most of the time of building a
     graph; without them an op result is one tracked object.  A slot holds the number
     itself until ``parents`` is first read, which makes its constant leaf then (the same
-    leaf at every later read).  The fast backward sends no gradient to such a number,
-    as a constant needs none.""")
+    leaf at every later read); the fast backward sends such a number no gradient (a
+    constant needs none), so a leaf made after it shows 0.  The collector's time while
+    building: tree 0.43 → 0.27 s, a 10⁶-op chain 1.22 → 0.66 s.""")
 
 
 def _make(data: float, parents: tuple, op: Any, ctx: Any) -> Value:
@@ -284,9 +287,9 @@ def _operand(x: Any) -> Value | None:
     """An operator's other operand as a Value, or None when it is not a number (Python then
     raises TypeError).  Plain version: ``Value._coerce(x)``, None on its TypeError.
 
-    Fast: a Value is recognised by its class and returned at once, and ``float`` and
-    ``int`` are recognised before the ``numbers.Real`` check (an ABC lookup): 8% of
-    building a graph of Values, 30% of a chain with number constants (``y * 0.5 + 1``)."""
+    Fast: Value, ``float`` and ``int`` are recognised by their class before the
+    ``numbers.Real`` check (an ABC lookup).  Used by the operators of the class above,
+    which :func:`_fast_binary` calls for what it does not handle itself."""
     cls = x.__class__
     if cls is Value:
         return x
@@ -303,7 +306,9 @@ def _fast_binary(op: Any, plain: Any, reflected: bool) -> Any:
 
     Fast: the registry entry's ``f`` is called directly and the result built in place:
     one Python call per op besides ``f`` instead of four.  Anything unusual (another
-    operand type, a pole, ``no_grad()``, anomaly mode) takes the plain way."""
+    operand type, a pole, ``no_grad()``, anomaly mode) takes the plain way.  With
+    :func:`_fast_unary`, building takes: tree 0.54 → 0.44 s, chain 1.06 → 0.38 s (with
+    the numbers kept as numbers), wide 0.044 → 0.025 s."""
     f, m = op.f, SCALAR
 
     def operator_(self: Value, other: Any) -> Any:
@@ -332,9 +337,7 @@ def _fast_binary(op: Any, plain: Any, reflected: bool) -> Any:
         v._ctx = None
         return v
 
-    operator_.__name__ = plain.__name__
-    operator_.__doc__ = plain.__doc__
-    return operator_
+    return functools.update_wrapper(operator_, plain)  # its ``__wrapped__``: the plain one
 
 
 def _fast_unary(op: Any, plain: Any) -> Any:
@@ -363,10 +366,7 @@ def _fast_unary(op: Any, plain: Any) -> Any:
         v._ctx = params
         return v
 
-    for attr in ("__name__", "__qualname__", "__doc__", "_registry_op", "__signature__"):
-        if hasattr(plain, attr):
-            setattr(method, attr, getattr(plain, attr))
-    return method
+    return functools.update_wrapper(method, plain)  # name, doc, _registry_op, signature
 
 
 # ---------------------------------------------------------------- backward
@@ -375,11 +375,13 @@ def _run_backward(self: Value, gradient: Any = None, on_edge: Any = None) -> Non
     <tinygrad_edu.autograd.Node.run_backward>` (``topological_order`` then ``_propagate``),
     which this falls back to for ``on_edge``, hooks, anomaly mode and freeing.
 
-    Fast, twice: the order is the op results reachable from ``self`` sorted by their
-    creation number, newest first (a node is always made after its parents, so that is a
-    reverse topological order), found without an iterator object per node; and each
-    local gradient of the registry's unary and binary entries is evaluated and added in
-    the loop, on the floats, instead of through ``op.backward`` and a tuple per node."""
+    Fast, twice: the order comes from a search without an iterator object per node
+    (:func:`_outputs_first`), and each local gradient of the registry's unary and binary
+    entries is evaluated and added in the loop, on the floats, instead of through
+    ``op.backward`` and a tuple per node.  Backward takes: tree 0.46 → 0.12 s, chain
+    0.77 → 0.14 s, wide 0.073 → 0.028 s.  (Numbering nodes at creation and sorting
+    them was as fast on the chain and slower on the wide graph, where the sort is most
+    of it.)"""
     if on_edge is not None or BackwardWatch.for_pass([]) is not None:
         return Node.run_backward(self, gradient, on_edge)
     seed = self._seed_gradient(gradient)
