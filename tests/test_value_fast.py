@@ -131,6 +131,20 @@ def test_a_constant_read_before_backward_gets_its_gradient_as_in_the_plain_engin
     assert five.grad == 2.0 and x.grad == 5.0
 
 
+def test_hooks_on_the_graph_are_called_and_a_hook_elsewhere_keeps_the_fast_pass() -> None:
+    elsewhere = Value(1.0)
+    seen = []
+    with elsewhere.register_hook(lambda g: seen.append(("elsewhere", g))):
+        x = Value(2.0)
+        y = x * 3.0
+        y.backward()  # the fast pass: the number 3 gets no gradient (read after: 0)
+        assert x.grad == 3.0 and y.parents[1].grad == 0.0 and seen == []
+        h = x * x
+        with h.register_hook(lambda g: seen.append(("h", g)) or g * 10):
+            (h + 1.0).backward()
+        assert seen == [("h", 1.0)] and x.grad == 3.0 + 40.0
+
+
 def test_one_tracked_object_per_op() -> None:
     """An op result is the only object Python's cyclic GC tracks (no parents tuple, no
     constant leaf for a number operand): what makes building a big graph cheap."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import activations as _activations  # noqa: F401  (registers the activations)
 from .autograd import CONSTANT, GradMode, Node
-from .hooks import BackwardWatch
+from .hooks import BackwardWatch, hooked_nodes
 from .numerics import SCALAR
 from .ops import add, div, mul, neg, sub
 from .registry import ONE, REGISTRY, register_engine
@@ -217,11 +217,11 @@ def _chain_sum(values: list[Value]) -> Value:
 
 
 # ============================================================================ Fast paths
-# Building and backpropagating a graph of Values is dominated by Python's per-call and
-# per-object costs, so the few functions every op goes through are written for speed here.
-# Each does what its plain version (named in its docstring) does; what each buys was
-# measured (CPU time, median of 5, GC at its defaults) on benchmarks/scalar.py's graphs:
-# "tree" (200,000 ops), "chain" (2·10⁵ steps of y·a + b) and "wide" (one MLP graph).
+# Building and backpropagating Values is dominated by Python's per-call and per-object
+# costs, so what every op goes through is written for speed here, each doing what its plain
+# version (named in its docstring) does.  What each buys was measured (CPU time, median of
+# 5, GC at its defaults) on benchmarks/scalar.py's "tree" (200,000 ops), "chain" (2·10⁵
+# steps of y·a + b) and "wide" (one MLP graph).
 
 _new = object.__new__  # looked up once: ``object.__new__`` at each call costs 3% of a build
 
@@ -326,15 +326,12 @@ def _fast_binary(op: Any, plain: Any, reflected: bool) -> Any:
         except ZeroDivisionError:
             return plain(self, other)  # a pole: the plain way gives numpy's IEEE result
         v = _new(Value)
-        v.data = y
-        v.grad = 0.0
-        v.label = ""
+        v.data, v.grad, v.label = y, 0.0, ""
         if reflected:
             v._a, v._b = other, self
         else:
             v._a, v._b = self, other
-        v._op = op
-        v._ctx = None
+        v._op, v._ctx = op, None
         return v
 
     return functools.update_wrapper(operator_, plain)  # its ``__wrapped__``: the plain one
@@ -357,13 +354,9 @@ def _fast_unary(op: Any, plain: Any) -> Any:
         except ZeroDivisionError:
             return plain(self)
         v = _new(Value)
-        v.data = y
-        v.grad = 0.0
-        v.label = ""
-        v._a = self
-        v._b = None
-        v._op = op
-        v._ctx = params
+        v.data, v.grad, v.label = y, 0.0, ""
+        v._a, v._b = self, None
+        v._op, v._ctx = op, params
         return v
 
     return functools.update_wrapper(method, plain)  # name, doc, _registry_op, signature
@@ -379,10 +372,9 @@ def _run_backward(self: Value, gradient: Any = None, on_edge: Any = None) -> Non
     (:func:`_outputs_first`), and each local gradient of the registry's unary and binary
     entries is evaluated and added in the loop, on the floats, instead of through
     ``op.backward`` and a tuple per node.  Backward takes: tree 0.46 → 0.12 s, chain
-    0.77 → 0.14 s, wide 0.073 → 0.028 s.  (Numbering nodes at creation and sorting
-    them was as fast on the chain and slower on the wide graph, where the sort is most
-    of it.)"""
-    if on_edge is not None or BackwardWatch.for_pass([]) is not None:
+    0.77 → 0.14 s, wide 0.073 → 0.028 s.  A hook off this graph keeps the fast pass."""
+    watch = BackwardWatch.for_pass([])  # None: no hook anywhere, no anomaly mode, no freeing
+    if on_edge is not None or watch is not None and (watch.check or watch.free):
         return Node.run_backward(self, gradient, on_edge)
     seed = self._seed_gradient(gradient)
     collecting = gc.isenabled()
@@ -391,6 +383,10 @@ def _run_backward(self: Value, gradient: Any = None, on_edge: Any = None) -> Non
         order = _outputs_first(self)
         for node in order:  # intermediates start from nothing; leaves accumulate
             node.grad = 0.0
+        hooked = {id(n) for n in hooked_nodes()} if watch is not None else ()
+        if hooked and (id(self) in hooked or any(  # a hook on this graph: the plain pass
+                id(n) in hooked or id(n._a) in hooked or id(n._b) in hooked for n in order)):
+            return Node.run_backward(self, gradient)
         self.grad = seed if self.grad is None else self.grad + seed
         _chain_rule(order)
     finally:
@@ -436,10 +432,9 @@ _KINDS: dict[Any, tuple] = {}  # op -> (kind, df or da, db), read from the entry
 
 
 def _kind(op: Any) -> tuple:
-    if op.kind == "binary":
-        kind = (2, op.da, op.db)
-    else:  # unary (0: without parameters, 1: with); another kind (3) runs op.backward
-        kind = (1 if op.params else 0, op.df, None) if op.kind == "unary" else (3, None, None)
+    """2: binary; 0, 1: unary without, with parameters; 3: another kind (op.backward)."""
+    kind = (2, op.da, op.db) if op.kind == "binary" else (
+        (1 if op.params else 0, op.df, None) if op.kind == "unary" else (3, None, None))
     _KINDS[op] = kind
     return kind
 
