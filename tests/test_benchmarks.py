@@ -23,7 +23,8 @@ NO_OPTIONAL = "TINYGRAD_EDU_BENCH_NO_OPTIONAL"
 EXPECTED = {
     "mlp.py": ["RATIO ours / numpy floor (epoch time):"],
     "cnn.py": ["RATE ours:", "RATIO ours / numpy floor (throughput):"],
-    "scalar.py": ["## wide:", "DEEP ours:"],
+    "scalar.py": ["## wide:", "## tree:", "DEEP ours:", "CHAIN ours:",
+                  "RATIO ours / micrograd (tree sum of relu terms, ops/s):"],
     "memory.py": ["GROWTH peak RSS"],
     "overhead.py": ["OVERHEAD forward:"],
     "profile_step.py": ["## own time by group", "PROFILE total"],
@@ -70,7 +71,7 @@ def test_benchmarks_run_without_optional_contenders(runs) -> None:
     code, out, err = runs[("scalar.py", True)]
     assert code == 0, err[-2000:]
     assert "micrograd skipped" in out
-    assert "DEEP ours:" in out
+    assert "DEEP ours:" in out and "CHAIN ours:" in out and "## tree:" in out
     assert "RATIO ours / micrograd" not in out
 
 

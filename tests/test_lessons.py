@@ -140,6 +140,11 @@ def test_init_claims(tmp_path):
     assert s["tanh + N(0, 1)"]["saturated"][-1] > 0.5
     assert s["tanh + Xavier"]["std"][-1] > 0.1               # tanh + Xavier does not die
     assert s["ReLU + He, bias 0.1"]["active"][0] > he["active"][0]
+    growth = {name: v["grad"][0] / v["grad"][-1] for name, v in s.items()}
+    assert growth["tanh + He"] > 2.0  # He puts tanh in the chaotic regime
+    assert 0.7 < growth["tanh + Xavier"] < 1.5
+    assert growth["tanh + N(0, 1)"] > 1e4
+    assert growth["ReLU + He"] == pytest.approx(growth["ReLU + Xavier"], rel=1e-4)
 
 
 def test_softmax_stability_claims(tmp_path):

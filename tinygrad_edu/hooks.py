@@ -39,6 +39,7 @@ __all__ = [
     "HookError",
     "RemovableHandle",
     "describe",
+    "hooked_nodes",
     "register_hook",
     "retain_grad",
     "retain_intermediate_grads",
@@ -157,6 +158,11 @@ def register_hook(node: Any, hook: Callable) -> RemovableHandle:
             _HOOKS.pop(alive, None)
 
     return RemovableHandle(record.fns, hook, cleanup)
+
+
+def hooked_nodes() -> list:
+    """The live nodes that have a hook or ``retain_grad()`` (usually none)."""
+    return [node for node, _ in _HOOKS.items()]
 
 
 class retain_intermediate_grads:

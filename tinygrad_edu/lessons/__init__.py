@@ -54,7 +54,7 @@ LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
     Lesson("activation-race", "activation_race",
            "same MNIST MLP per activation: accuracy per epoch, time, epochs to a target"),
     Lesson("init", "initialisation",
-           "activation scale through 20 layers: He vs Xavier with ReLU and tanh; bias 0.1"),
+           "activation scale and gradient growth through 20 layers: He vs Xavier; bias 0.1"),
     Lesson("softmax-stability", "softmax_stability",
            "naive softmax-then-log overflows (NaN, wrong gradient); fused cross-entropy does not"),
     Lesson("regularisation", "regularisation",

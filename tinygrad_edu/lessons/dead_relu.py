@@ -96,12 +96,18 @@ def run(fast: bool = False, out: str | os.PathLike[str] = "lessons-out", data: A
                              "exact zeros (end)", "test accuracy"], rows))
     fig = figure(11.0, 4.5)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    # Leaky ReLU's and ELU's lines both lie on 0: the first thick, the second dashed on top
+    # of it, so that each stays visible.
+    on_zero = iter([{"lw": 4.0}, {"linestyle": (0, (4, 4)), "lw": 2.0}])
     for name, (steps, stats, _) in results.items():
-        line, = ax1.plot(steps, [100 * s["dead"] for s in stats], label=f"{name}: dead")
+        style = {} if name.startswith("ReLU") else next(on_zero)
+        line, = ax1.plot(steps, [100 * s["dead"] for s in stats], label=f"{name}: dead",
+                         **style)
         if not name.startswith("ReLU"):
             ax1.plot(steps, [100 * s["negative"] for s in stats], linestyle=":",
                      color=line.get_color(), label=f"{name}: negative for all inputs")
-        ax2.plot(steps, [100 * s["zeros"] for s in stats], label=name, color=line.get_color())
+        ax2.plot(steps, [100 * s["zeros"] for s in stats], label=name, color=line.get_color(),
+                 **style)
     ax1.set_title("Hidden units outputting 0 for every probe image\n"
                   "(Leaky ReLU and ELU: never; their lines lie on 0)", fontsize=10)
     ax1.set_xlabel("training step")

@@ -56,7 +56,8 @@ def _plot(accs: dict[str, list[float]], net_out: np.ndarray, map_out: np.ndarray
     lo, hi = float(net_out.min()), float(net_out.max())
     ax.plot([lo, hi], [lo, hi], color="#ea580c", lw=1, label="y = x")
     err = float(np.max(np.abs(net_out - map_out)))
-    ax.set_title(f"deep identity net vs its one matrix W = W_L⋯W₁\nmax |difference| = {err:.1e}")
+    ax.set_title("deep identity net vs its one matrix $W = W_L \\cdots W_1$\n"
+                 f"max |difference| = {err:.1e}")
     ax.set_xlabel("network output (logit)")
     ax.set_ylabel("x Wᵀ + b")
     ax.legend()
