@@ -14,7 +14,9 @@ so :func:`tinygrad_edu.checkpoint.load_checkpoint` can call ``build_model`` agai
   maxpool2 → flatten → linear(32·7·7 = 1568 → 10), on images ``(N, 1, 28, 28)``.
   Config options (all off by default): ``batch_norm`` after each convolution, a ``hidden``
   linear layer before the classifier, ``dropout`` before it, other ``channels`` and
-  ``kernel_size``.  The defaults reach 99.2% on MNIST (Adam, 6 epochs; see ``train``).
+  ``kernel_size``.  The defaults reach 99.2% on MNIST (Adam, 6 epochs); ``tinygrad-edu
+  train`` builds it with ``batch_norm=True, hidden=128, dropout=0.3``
+  (:data:`tinygrad_edu.train.MODEL_OPTIONS`): 99.4% in 5 epochs of SGD with a one-cycle rate.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ __all__ = [
     "AdamW",
     "CosineAnnealingLR",
     "LRScheduler",
+    "OneCycleLR",
     "Optimizer",
     "StepLR",
     "l1_penalty",
@@ -282,3 +283,87 @@ class CosineAnnealingLR(LRScheduler):
     def lr_at(self, epoch: int) -> float:
         cos = math.cos(math.pi * epoch / self.T_max)
         return self.eta_min + (self.base_lr - self.eta_min) * (1.0 + cos) / 2.0
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin, 2019), stepped after every **batch**: PyTorch's
+    ``OneCycleLR`` (two phases, cosine annealing, the same defaults).
+
+    Over T = ``total_steps`` (or ``epochs · steps_per_epoch``) steps s, with
+    η₀ = ``max_lr``/``div_factor``, η_end = η₀/``final_div_factor`` and the peak at
+    S = ``pct_start``·T − 1::
+
+        η(s) = anneal(η₀ → max_lr, s/S)                     for s ≤ S   (warm-up)
+        η(s) = anneal(max_lr → η_end, (s − S)/(T − 1 − S))  after       (annealing)
+        anneal(a → b, p) = b + (a − b)(1 + cos πp)/2
+
+    With ``cycle_momentum`` the momentum (SGD's ``momentum``, Adam's β₁) moves the other
+    way: ``max_momentum`` → ``base_momentum`` during the warm-up, and back.  Call
+    :meth:`step` after every optimizer step (:func:`tinygrad_edu.train.fit` does so for a
+    scheduler with ``per_step = True``); more than T calls is a ``ValueError``, as in PyTorch.
+    """
+
+    per_step = True
+
+    def __init__(self, optimizer: Optimizer, max_lr: float, total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None,
+                 pct_start: float = 0.3, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, cycle_momentum: bool = True,
+                 base_momentum: float = 0.85, max_momentum: float = 0.95) -> None:
+        super().__init__(optimizer)
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = int(epochs) * int(steps_per_epoch)
+        if int(total_steps) < 1:
+            raise ValueError(f"OneCycleLR: total_steps must be >= 1, got {total_steps}")
+        self.total_steps = int(total_steps)
+        self.max_lr = _hyper("OneCycleLR", "max_lr", max_lr)
+        self.pct_start = _hyper("OneCycleLR", "pct_start", pct_start, 1.0)
+        self.initial_lr = self.max_lr / _hyper("OneCycleLR", "div_factor", div_factor)
+        self.min_lr = self.initial_lr / _hyper("OneCycleLR", "final_div_factor",
+                                               final_div_factor)
+        self.base_momentum, self.max_momentum = base_momentum, max_momentum
+        names = [n for n in ("momentum", "beta1") if getattr(optimizer, n, 0.0)]
+        self.momentum_name = names[0] if cycle_momentum and names else None
+        self.base_lr = self.initial_lr
+        self._set(0)
+
+    def _where(self, step: int) -> tuple[bool, float]:
+        """(in the warm-up?, fraction p ∈ [0, 1] of that phase done) at ``step``."""
+        peak = self.pct_start * self.total_steps - 1.0
+        if step <= peak:
+            return True, step / peak if peak > 0 else 1.0
+        return False, min(1.0, (step - peak) / max(self.total_steps - 1.0 - peak, 1e-12))
+
+    @staticmethod
+    def _anneal(start: float, end: float, p: float) -> float:
+        return end + (start - end) * (1.0 + math.cos(math.pi * p)) / 2.0
+
+    def lr_at(self, epoch: int) -> float:
+        """The rate after ``epoch`` steps (the base class's name; here it counts batches)."""
+        rising, p = self._where(epoch)
+        if rising:
+            return self._anneal(self.initial_lr, self.max_lr, p)
+        return self._anneal(self.max_lr, self.min_lr, p)
+
+    def momentum_at(self, step: int) -> float:
+        """The momentum (or β₁) after ``step`` steps: high when the rate is low."""
+        rising, p = self._where(step)
+        if rising:
+            return self._anneal(self.max_momentum, self.base_momentum, p)
+        return self._anneal(self.base_momentum, self.max_momentum, p)
+
+    def _set(self, step: int) -> None:
+        self.optimizer.lr = self.lr_at(step)
+        if self.momentum_name is not None:
+            setattr(self.optimizer, self.momentum_name, self.momentum_at(step))
+
+    def step(self) -> float:
+        """Advance one batch; returns the new learning rate."""
+        if self.last_epoch >= self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {self.last_epoch + 1} times, more than "
+                             f"total_steps = {self.total_steps}")
+        self.last_epoch += 1
+        self._set(self.last_epoch)
+        return self.optimizer.lr

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import nn, optim, runtime
+from .. import nn, runtime
 from ..anomaly import AnomalyError, set_detect_anomaly
 from ..autograd import no_grad
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -29,9 +29,12 @@ from ..models import build_model, model_names, prepare_inputs
 from ..registry import activation_ops
 from ..tensor import Tensor
 from ..train import (
+    ACTIVATION_LR,
     DEFAULTS,
+    MODEL_OPTIONS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZERS,
+    SCHEDULES,
     EpochResult,
     TrainingDiverged,
     defaults_for,
@@ -39,6 +42,7 @@ from ..train import (
     fit,
     format_epoch,
     make_optimizer,
+    make_scheduler,
 )
 from .common import (
     UsageError,
@@ -65,9 +69,10 @@ def _activation_names() -> list[str]:
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Fill the options left unset with the chosen model's defaults."""
-    settings = defaults_for(args.model, args.optimizer)  # the optimizer's own lr, decay
+    # the optimizer's own lr (for this activation) and decay
+    settings = defaults_for(args.model, args.optimizer, args.activation)
     for key in settings:
-        value = getattr(args, key)
+        value = getattr(args, key, None)  # normalize has no option
         if value is not None:
             settings[key] = value
     return settings
@@ -78,10 +83,12 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _load_data(data_dir: str | None, model_name: str,
-               limit: int | None) -> tuple[np.ndarray, ...]:
-    """MNIST shaped for ``model_name``, the training set cut to ``limit`` images."""
-    x, y, x_test, y_test = load_mnist(data_dir, verbose=True)  # say where the data comes from
+def _load_data(data_dir: str | None, model_name: str, limit: int | None,
+               normalize: bool = False) -> tuple[np.ndarray, ...]:
+    """MNIST shaped for ``model_name``, the training set cut to ``limit`` images, standardised
+    if ``normalize``."""
+    x, y, x_test, y_test = load_mnist(data_dir, verbose=True,  # say where the data comes from
+                                      normalize=normalize)
     if limit is not None:
         x, y = x[:limit], y[:limit]
     return prepare_inputs(model_name, x), y, prepare_inputs(model_name, x_test), y_test
@@ -177,17 +184,20 @@ def _train_command(args: argparse.Namespace) -> int:
         runtime.set_blas_threads(_threads(args.threads))
     runtime.apply_memory_default()  # this command owns its process: reuse freed memory
     try:
-        data = _load_data(args.data, args.model, args.limit)
+        data = _load_data(args.data, args.model, args.limit, settings["normalize"])
     except DatasetError as exc:
         return fail(one_line(exc), "train")
     rng = np.random.default_rng(args.seed)
-    model = build_model(args.model, rng=rng, activation=args.activation)
+    model = build_model(args.model, rng=rng, activation=args.activation,
+                        **MODEL_OPTIONS[args.model])
     optimizer = make_optimizer(settings["optimizer"], model.parameters(), settings["lr"],
                                settings["momentum"], settings["weight_decay"])
-    scheduler = optim.CosineAnnealingLR(optimizer, T_max=settings["epochs"])
+    scheduler = make_scheduler(settings["schedule"], optimizer, settings["epochs"],
+                               -(-len(data[0]) // settings["batch_size"]))
     print(
         f"training {args.model} ({model.num_parameters():,} parameters, {args.activation}) on "
-        f"{len(data[0]):,} images: {settings['optimizer']} lr {settings['lr']:g} (cosine), "
+        f"{len(data[0]):,} images: {settings['optimizer']} lr {settings['lr']:g} "
+        f"({settings['schedule']}), "
         f"batch {settings['batch_size']}, {_count(settings['epochs'], 'epoch')}, seed {args.seed}",
         flush=True,
     )
@@ -238,11 +248,13 @@ def _training_notes(meta: dict[str, Any]) -> list[str]:
         run = f"epoch {get('epoch')}" + (f" of {get('epochs')}" if get("epochs") else "")
         opt = get("optimizer", "?")
         details = [f"lr {get('lr'):g}" if get("lr") is not None else "",
+                   f"{get('schedule')} schedule" if get("schedule") else "",
                    f"momentum {get('momentum'):g}" if opt == "sgd" and get("momentum") else "",
                    f"weight decay {get('weight_decay'):g}" if get("weight_decay") else "",
                    f"batch {get('batch_size')}" if get("batch_size") else "",
                    f"seed {get('seed')}" if get("seed") is not None else ""]
         images = f"the first {get('limit'):,} images" if get("limit") else "all training images"
+        images += ", standardised" if get("normalize") else ""
         lines.append(f"trained:      {run}, {opt} ({', '.join(d for d in details if d)}) on "
                      f"{images}")
     scores = [f"loss {get('loss'):.4f}" if get("loss") is not None else "",
@@ -254,7 +266,7 @@ def _training_notes(meta: dict[str, Any]) -> list[str]:
         lines.append(f"at saving:    {', '.join(x for x in scores if x)}")
     known = {"epoch", "epochs", "optimizer", "lr", "momentum", "weight_decay", "batch_size",
              "seed", "limit", "loss", "train_accuracy", "test_accuracy", "activation",
-             "epoch_lr", "seconds", "images_per_second"}
+             "epoch_lr", "seconds", "images_per_second", "schedule", "normalize"}
     rest = {k: v for k, v in meta.items() if k not in known}
     if rest:
         lines.append("other notes:  " + ", ".join(f"{k} {v}" for k, v in sorted(rest.items())))
@@ -276,8 +288,8 @@ def _eval_command(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         return fail(one_line(exc), "eval")
     architecture = meta.pop("architecture")
-    try:
-        _, _, x_test, y_test = load_mnist(args.data)
+    try:  # the test images prepared as in training (older checkpoints: raw [0, 1] pixels)
+        _, _, x_test, y_test = load_mnist(args.data, normalize=bool(meta.get("normalize")))
     except DatasetError as exc:
         return fail(one_line(exc), "eval")
     accuracy = evaluate(model, prepare_inputs(architecture["name"], x_test), y_test)
@@ -299,7 +311,12 @@ def _per_model(key: str) -> str:
 
 
 def _per_optimizer(key: str) -> str:
-    return "; ".join(f"{m}: " + ", ".join(f"{o} {v[key]:g}" for o, v in table.items())
+    def special(m: str, o: str) -> str:
+        rates = ACTIVATION_LR.get(m, {}).get(o, {}) if key == "lr" else {}
+        return "".join(f" ({a} {v:g})" for a, v in rates.items())
+
+    return "; ".join(f"{m}: " + ", ".join(f"{o} {v[key]:g}{special(m, o)}"
+                                          for o, v in table.items())
                      for m, table in OPTIMIZER_DEFAULTS.items())
 
 
@@ -310,7 +327,8 @@ def _add_train_parser(subparsers: Any) -> None:
                     "checkpoint after every epoch. Options left out take the model's default.",
         epilog="Example: tinygrad-edu train --model mlp --data ~/mnist --out mlp.npz")
     p.add_argument("--model", required=True, choices=model_names(),
-                   help="architecture: mlp (784-256-128-64-10) or cnn (two conv5x5 + pool)")
+                   help="architecture: mlp (784-256-128-64-10) or cnn (two conv5x5 + batch "
+                        "norm + pool, a hidden layer of 128 with dropout 0.3)")
     p.add_argument("--activation", default="relu", choices=_activation_names(), metavar="NAME",
                    help=f"hidden-layer activation, one of {', '.join(_activation_names())} "
                         "(default: relu)")
@@ -319,9 +337,13 @@ def _add_train_parser(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, metavar="N",
                    help=f"training batch size ({_per_model('batch_size')})")
     p.add_argument("--lr", type=positive_float, metavar="F",
-                   help="initial learning rate, annealed by a cosine (default: the "
+                   help="learning rate: the start of a cosine, the peak of a onecycle "
+                        "(default: the "
                         f"optimizer's own: {_per_optimizer('lr')})")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"({_per_model('optimizer')})")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="learning-rate schedule: cosine over the epochs from --lr, or onecycle "
+                        f"over the batches peaking at --lr ({_per_model('schedule')})")
     p.add_argument("--momentum", type=non_negative_float, metavar="F",
                    help=f"SGD momentum ({_per_model('momentum')})")
     p.add_argument("--weight-decay", type=non_negative_float, metavar="F",
