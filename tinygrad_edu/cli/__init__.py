@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -76,10 +77,34 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+@contextmanager
+def _numeric_warnings_as_notes(command: str) -> Iterator[None]:
+    """While the command runs, numpy's RuntimeWarnings (division by zero, overflow: the IEEE
+    inf and nan the engines give, as the tables show) are one line each on stderr, said
+    once, instead of numpy's two lines with a file path and a line of our source."""
+    said: set[str] = set()
+    original = warnings.showwarning
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, RuntimeWarning):
+            return original(message, category, filename, lineno, file, line)
+        if str(message) not in said:
+            said.add(str(message))
+            print(f"{command}: note: numpy: {message} (the result is an IEEE inf or nan)",
+                  file=sys.stderr)
+        return None
+
+    warnings.showwarning = note
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tinygrad-edu`` with ``argv`` (default: the process's arguments); return the exit
     code: 2 with the help on stderr when no command is given, 1 with one line for any error
-    (the traceback with ``--debug``), 130 on Ctrl-C, 143 on SIGTERM; 0, silently, when the
+    (the traceback with ``--debug``; numpy's RuntimeWarnings as one-line notes), 130 on Ctrl-C, 143 on SIGTERM; 0, silently, when the
     reader of a pipe closed it, as ``| head`` does."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -88,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command = f"tinygrad-edu {args.command}"
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(), _numeric_warnings_as_notes(command):
             code = int(args.func(args) or 0)
             sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
             return code
