@@ -39,6 +39,9 @@ Policies both engines follow
   forward values stay, and a backward that reads an input uses what it holds when backward
   runs (``y = x * x; x.data[0] = 5`` gives ``x.grad[0] = 10``).  Rebuild the graph instead.
 * ``backward()`` from a result computed under :class:`no_grad` raises RuntimeError.
+* **Constants** (a number written into an expression, ``x * 2``) need no gradient: pictures
+  draw them without one, and the Value engine's fast backward sends them none (the leaf
+  ``parents`` makes of such a number shows ``grad`` 0.0; see value.py's "Fast paths").
 
 The bottom layer
 ----------------
