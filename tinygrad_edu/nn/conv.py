@@ -361,14 +361,11 @@ def _transposed_conv(g: np.ndarray, w: np.ndarray, ph: int, pw: int) -> np.ndarr
     Measured: 1.2x faster than col2im for the CNN's second layer (one BLAS thread)."""
     o, c, kh, kw = w.shape
     gp = _padded_nhwc(g, kh - 1 - ph, kw - 1 - pw, tag="conv2d.gp")
-    win = patches(gp, kh, kw, 1, 1)  # (N, H, W, kh, kw, O)
-    n, h, wd = win.shape[:3]
+    n, h, wd = gp.shape[0], gp.shape[1] - kh + 1, gp.shape[2] - kw + 1
     wflip = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(kh * kw * o, c)
     wflip = wflip.astype(g.dtype, copy=False)
     out = workspace("conv2d.dx", (n * h * wd, c), np.result_type(g.dtype, wflip.dtype))
-    rows = h * wd
-    for n0, n1, cols in _patch_chunks(win):
-        np.matmul(cols, wflip, out=out[n0 * rows:n1 * rows])
+    _patch_product(gp, wflip, out, kh, kw, 1, 1)  # the forward's product, on G and w flipped
     return out.reshape(n, h, wd, c).transpose(0, 3, 1, 2)
 
 
