@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..numerics import column_sums
 from ..ops import index_add
 from ..registry import tensor_op
 from ..tensor import Tensor
@@ -138,7 +139,7 @@ class conv2d:
             gx = gx.astype(x.data.dtype, copy=False)
         if len(parents) == 2:
             return gx, gw
-        gb = _column_sums(g2) if parents[2].requires_grad else None
+        gb = column_sums(g2) if parents[2].requires_grad else None
         return gx, gw, gb
 
     def backward_graph(node, g):
@@ -368,7 +369,3 @@ def _transposed_conv(g: np.ndarray, w: np.ndarray, ph: int, pw: int) -> np.ndarr
     _patch_product(gp, wflip, out, kh, kw, 1, 1)  # the forward's product, on G and w flipped
     return out.reshape(n, h, wd, c).transpose(0, 3, 1, 2)
 
-
-def _column_sums(g2: np.ndarray) -> np.ndarray:
-    """Σ over the rows of g2 (∂b), as einsum: a fast column sum for this layout."""
-    return np.einsum("ij->j", g2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numerics import column_sums
 from ..registry import tensor_op
 from ..tensor import Tensor
 from .module import Module, Parameter, ShapeError, check_int, check_real
@@ -202,12 +203,6 @@ def _rows(a: np.ndarray) -> np.ndarray | None:
     return last.reshape(-1, c)
 
 
-def _column_sums(rows: np.ndarray) -> np.ndarray:
-    """Σ over the rows of a (rows, C) matrix, as ones · rows (BLAS)."""
-    ones = np.ones(rows.shape[0], dtype=rows.dtype)
-    return ones @ rows
-
-
 def _wide(rows: np.ndarray) -> tuple[np.ndarray, int]:
     """A C-contiguous (M, C) matrix as (M/r, r·C) for the largest r in 64, 32, ..., 1 dividing
     M: the same elements, so broadcasting a (C,) vector tiled r times along it gives the
@@ -231,10 +226,10 @@ def _forward_rows(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, bias: np.
     m = rows.shape[0]
     if m < 2:
         raise ValueError(f"batch_norm: training needs > 1 value per channel, got {x.shape}")
-    mean = _column_sums(rows) / x.dtype.type(m)
+    mean = column_sums(rows) / x.dtype.type(m)
     wide, r = _wide(rows)
     xhat = wide - np.tile(mean, r)
-    var = _column_sums(np.square(xhat).reshape(rows.shape)) / x.dtype.type(m)
+    var = column_sums(np.square(xhat).reshape(rows.shape)) / x.dtype.type(m)
     inv = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
     xhat *= np.tile(inv, r)
     y = xhat * np.tile(weight.astype(x.dtype, copy=False), r)
@@ -257,8 +252,8 @@ def _update_running(running_mean: np.ndarray | None, running_var: np.ndarray | N
 def _backward_rows(g: np.ndarray, g2: np.ndarray, xhat2: np.ndarray, scale: np.ndarray,
                    need_x: bool) -> tuple:
     """(∂x, ∂γ, ∂β) in training from the (rows, C) views of G and x̂; scale = γ/√(σ²+ε)."""
-    gb = _column_sums(g2)
-    gw = _column_sums(g2 * xhat2)
+    gb = column_sums(g2)
+    gw = column_sums(g2 * xhat2)
     if not need_x:
         return None, gw, gb
     m = g2.dtype.type(g2.shape[0])
