@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tinygrad_edu import runtime
 from tinygrad_edu.checkpoint import read_checkpoint
-from tinygrad_edu.cli import main
 from tinygrad_edu.cli import train as train_cli
 from tinygrad_edu.cli.common import UsageError
 from tinygrad_edu.cli.graph import parse_assignments
@@ -24,15 +24,6 @@ DIGITS_401 = "1" * 401
 
 
 pytestmark = pytest.mark.usefixtures("restore_blas_threads")
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def error_lines(err: str) -> list[str]:
@@ -64,7 +55,7 @@ def test_bad_train_argument_is_one_line_exit_2_before_any_work(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(train_cli, "load_mnist", lambda *a, **k: pytest.fail("data loaded"))
-    code, out, err = run(["train", "--model", "mlp", *extra], capsys)
+    code, out, err = run_cli(["train", "--model", "mlp", *extra], capsys)
     assert code == 2 and out == ""
     (error,) = error_lines(err)
     assert f"argument {option}" in error and "Traceback" not in err
@@ -81,7 +72,7 @@ def test_bad_out_is_found_before_the_data_is_loaded(
     (tmp_path / "file").write_text("x")
     out_path = {"folder": tmp_path, "under a file": tmp_path / "file" / "m.npz",
                 "missing folder": tmp_path / "file" / "deeper" / "m.npz"}[target]
-    code, _, err = run(["train", "--model", "mlp", "--out", str(out_path)], capsys)
+    code, _, err = run_cli(["train", "--model", "mlp", "--out", str(out_path)], capsys)
     assert code == 2
     (error,) = error_lines(err)
     assert error.startswith("tinygrad-edu train: error: --out ")
@@ -106,14 +97,14 @@ def test_out_in_a_folder_still_to_create_is_accepted(tmp_path: Path) -> None:
 def test_bad_numbers_and_repeated_names_are_one_line_exit_2(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "error:" in lines[0] and len(lines[0]) < 200
 
 
 def test_repeated_set_names_the_name(capsys: pytest.CaptureFixture[str]) -> None:
-    run(["explain", "x", "--set", "x=1", "x=2"], capsys)
+    run_cli(["explain", "x", "--set", "x=1", "x=2"], capsys)
     with pytest.raises(ValueError, match="--set x given twice"):
         parse_assignments(["x=1", "x=2"])
 
@@ -122,7 +113,7 @@ def test_sqrt_at_zero_is_one_line_not_a_traceback(capsys: pytest.CaptureFixture[
     """The engines' policy at a pole is IEEE: the table shows an infinite local gradient,
     and numpy's RuntimeWarning is one note on stderr, without numpy's file path and our
     source line."""
-    code, out, err = run(["explain", "sqrt(x)", "--set", "x=0"], capsys)
+    code, out, err = run_cli(["explain", "sqrt(x)", "--set", "x=0"], capsys)
     assert code == 0 and "x.grad = inf" in out
     note = ("tinygrad-edu explain: note: numpy: divide by zero encountered in scalar divide "
             "(the result is an IEEE inf or nan)")
@@ -135,7 +126,7 @@ def test_explain_outputs_are_checked_before_work(
     option: str, where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "nope" / "out.x" if where == "missing folder" else tmp_path
-    code, out, err = run(["explain", "x*w", "--set", "x=1", "w=2", option, str(path)], capsys)
+    code, out, err = run_cli(["explain", "x*w", "--set", "x=1", "w=2", option, str(path)], capsys)
     assert code == 2 and out == ""  # the table is not printed first
     (error,) = error_lines(err)
     assert option in error and str(path) in error
@@ -148,7 +139,7 @@ def test_graph_outputs_are_checked_before_work(
 ) -> None:
     path = tmp_path / "nope" / "g.dot" if where == "missing folder" else tmp_path
     argv = ["graph", "neuron", option, str(path)]
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == 2 and out == ""
     (error,) = error_lines(err)
     assert option in error
@@ -167,7 +158,7 @@ def test_unexpected_errors_are_one_line_unless_debug(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(train_cli, "load_checkpoint", _boom)
-    code, _, err = run([*debug, "eval", "--checkpoint", str(tmp_path / "x.npz")], capsys)
+    code, _, err = run_cli([*debug, "eval", "--checkpoint", str(tmp_path / "x.npz")], capsys)
     assert code == 1
     if debug:
         assert "Traceback (most recent call last)" in err and "RuntimeError: boom" in err
@@ -181,7 +172,7 @@ def test_debug_is_also_accepted_after_the_command(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(train_cli, "load_checkpoint", _boom)
-    code, _, err = run(["eval", "--checkpoint", str(tmp_path / "x.npz"), "--debug"], capsys)
+    code, _, err = run_cli(["eval", "--checkpoint", str(tmp_path / "x.npz"), "--debug"], capsys)
     assert code == 1 and "Traceback" in err
 
 
@@ -205,7 +196,7 @@ def test_train_with_100000_threads_uses_at_most_the_cores(
     asked: list[int] = []
     real = runtime.set_blas_threads
     monkeypatch.setattr(runtime, "set_blas_threads", lambda n: asked.append(n) or real(n))
-    code, _, err = run(["train", "--model", "mlp", "--data", str(real_mnist_dir), "--epochs",
+    code, _, err = run_cli(["train", "--model", "mlp", "--data", str(real_mnist_dir), "--epochs",
                         "1", "--limit", "256", "--no-progress", "--threads", "100000",
                         "--out", str(tmp_path / "m.npz")], capsys)
     assert code == 0, err
@@ -217,7 +208,7 @@ def test_diverged_run_exits_1_and_saves_no_non_finite_model(
     real_mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_file = tmp_path / "m.npz"
-    code, out, err = run(["train", "--model", "mlp", "--data", str(real_mnist_dir), "--lr",
+    code, out, err = run_cli(["train", "--model", "mlp", "--data", str(real_mnist_dir), "--lr",
                           "1e6", "--epochs", "2", "--limit", "512", "--no-progress",
                           "--out", str(out_file)], capsys)
     assert code == 1
@@ -258,7 +249,7 @@ def test_run_whose_logits_overflow_is_not_saved_as_a_success(
 
     monkeypatch.setattr(train_cli, "fit", exploding_fit)
     out_file = tmp_path / "m.npz"
-    code, _, err = run(["train", "--model", "mlp", "--data", str(real_mnist_dir), "--epochs",
+    code, _, err = run_cli(["train", "--model", "mlp", "--data", str(real_mnist_dir), "--epochs",
                         "1", "--limit", "256", "--no-progress", "--out", str(out_file)], capsys)
     assert code == 1 and not out_file.exists()
     (error,) = error_lines(err)

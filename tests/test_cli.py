@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 
 from tinygrad_edu.checkpoint import read_checkpoint
-from tinygrad_edu.cli import main
 from tinygrad_edu.datasets import MNIST_SHA256
 from tinygrad_edu.nn import functional as F
 
@@ -30,20 +30,11 @@ def mnist_env(monkeypatch: pytest.MonkeyPatch, real_mnist_dir: Path) -> Path:
 pytestmark = pytest.mark.usefixtures("restore_blas_threads")
 
 
-def _run_main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 # --------------------------------------------------------------------------- help and usage
 
 
 def test_train_help_lists_every_option_with_defaults(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = _run_main(["train", "--help"], capsys)
+    code, out, _ = run_cli(["train", "--help"], capsys)
     assert code == 0
     for option in ("--model", "--activation", "--epochs", "--batch-size", "--lr", "--optimizer",
                    "--momentum", "--weight-decay", "--seed", "--data", "--out", "--limit",
@@ -53,12 +44,12 @@ def test_train_help_lists_every_option_with_defaults(capsys: pytest.CaptureFixtu
 
 
 def test_eval_help(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = _run_main(["eval", "--help"], capsys)
+    code, out, _ = run_cli(["eval", "--help"], capsys)
     assert code == 0 and "--checkpoint" in out
 
 
 def test_top_level_help_lists_train_and_eval(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = _run_main(["--help"], capsys)
+    code, out, _ = run_cli(["--help"], capsys)
     assert code == 0 and "train" in out and "eval" in out
 
 
@@ -73,7 +64,7 @@ def test_top_level_help_lists_train_and_eval(capsys: pytest.CaptureFixture) -> N
     ["eval"],
 ])
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture) -> None:
-    code, _, err = _run_main(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 2
     assert "error:" in err
 
@@ -88,7 +79,7 @@ def _error_lines(err: str) -> list[str]:
 def test_corrupt_data_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     for name in MNIST_SHA256:
         (tmp_path / name).write_bytes(b"\x00\x00\x08\x03 not really MNIST")
-    code, _, err = _run_main(["train", "--model", "mlp", "--data", str(tmp_path),
+    code, _, err = run_cli(["train", "--model", "mlp", "--data", str(tmp_path),
                              "--out", str(tmp_path / "m.npz")], capsys)
     assert code == 1
     (error,) = _error_lines(err)  # progress lines may precede it; the error is one line
@@ -102,7 +93,7 @@ def test_unwritable_checkpoint_is_a_one_line_error(
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, _, err = _run_main(["train", "--model", "mlp", "--epochs", "1", "--limit", "200",
+    code, _, err = run_cli(["train", "--model", "mlp", "--epochs", "1", "--limit", "200",
                               "--no-progress", "--out", str(blocker / "m.npz")], capsys)
     assert code == 2  # found before the data is loaded or an epoch is trained
     (error,) = _error_lines(err)
@@ -111,7 +102,7 @@ def test_unwritable_checkpoint_is_a_one_line_error(
 
 
 def test_eval_of_a_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code, _, err = _run_main(["eval", "--checkpoint", str(tmp_path / "none.npz")], capsys)
+    code, _, err = run_cli(["eval", "--checkpoint", str(tmp_path / "none.npz")], capsys)
     assert code == 1
     assert "none.npz" in err and err.count("\n") == 1
 
@@ -119,7 +110,7 @@ def test_eval_of_a_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_eval_of_a_corrupt_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "bad.npz"
     path.write_bytes(b"PK\x03\x04 truncated")
-    code, _, err = _run_main(["eval", "--checkpoint", str(path)], capsys)
+    code, _, err = run_cli(["eval", "--checkpoint", str(path)], capsys)
     assert code == 1 and "bad.npz" in err and "corrupt or truncated" in err
 
 
@@ -137,7 +128,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr(F, "cross_entropy", nan_from_step_10)
     out_file = tmp_path / "run.npz"
-    code, out, err = _run_main(["train", "--model", "mlp", "--epochs", "3", "--limit", "1000",
+    code, out, err = run_cli(["train", "--model", "mlp", "--epochs", "3", "--limit", "1000",
                                 "--out", str(out_file), "--no-progress"], capsys)
     assert code == 1
     assert "epoch 1/3" in out and "epoch 2/3" not in out
@@ -194,7 +185,7 @@ def test_default_checkpoint_path_and_same_seed_same_numbers(
     argv = ["train", "--model", "mlp", "--epochs", "2", "--limit", "600", "--no-progress"]
 
     def epoch_numbers() -> list[str]:
-        code, out, _ = _run_main(argv, capsys)
+        code, out, _ = run_cli(argv, capsys)
         assert code == 0
         return [re.sub(r"\s+[\d.]+ s\s+[\d,]+ img/s", "", line)
                 for line in out.splitlines() if line.startswith("epoch")]
