@@ -116,15 +116,21 @@ def test_corrupt_cache_file_not_written_by_the_loader_is_refused_and_kept(
     assert target.exists() and outside.read_bytes() == bad
 
 
-def test_corrupt_file_the_loader_wrote_in_its_own_cache_is_still_replaced(
-    raw: dict[str, bytes]
-) -> None:
+def _assert_truncated_labels_are_removed_from_the_cache(raw: dict[str, bytes]) -> None:
+    """The loader's own cache holds the four files, the labels cut short: the lookup says
+    they are missing and deletes the partial file."""
     cache = ds.default_cache_dir()
     _write(cache, raw)
     (cache / LABELS).write_bytes(raw[LABELS][:-2])
     with pytest.raises(ds.DatasetError, match=f"missing {LABELS}"):
         ds.find_mnist(download=False)
     assert not (cache / LABELS).exists()
+
+
+def test_corrupt_file_the_loader_wrote_in_its_own_cache_is_still_replaced(
+    raw: dict[str, bytes]
+) -> None:
+    _assert_truncated_labels_are_removed_from_the_cache(raw)
 
 
 @pytest.mark.parametrize("where", ["--data", "$TINYGRAD_EDU_DATA"])
@@ -299,12 +305,7 @@ def test_links_above_the_cache_do_not_stop_it_replacing_its_own_files(
     real_home.mkdir(parents=True)
     (tmp_path / "home-link").symlink_to(real_home, target_is_directory=True)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-link" / ".cache"))
-    cache = ds.default_cache_dir()
-    _write(cache, raw)
-    (cache / LABELS).write_bytes(raw[LABELS][:-2])
-    with pytest.raises(ds.DatasetError, match=f"missing {LABELS}"):
-        ds.find_mnist(download=False)
-    assert not (cache / LABELS).exists()
+    _assert_truncated_labels_are_removed_from_the_cache(raw)
 
 
 # --------------------------------------------------------------------------- any bytes at all
