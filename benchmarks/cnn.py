@@ -9,7 +9,10 @@ The floor is the same net written directly in numpy, laid out for speed: channel
 (NHWC) activations, im2col by a strided view plus one copy, one GEMM per convolution,
 pooling as the maximum of the four strided corners of each 2×2 window, col2im as kh·kw
 GEMMs each giving a contiguous block added onto a shifted window, in-place Adam.  Contenders run the
-same batches, interleaved, for a fixed number of steps per round.
+same batches, interleaved, for a fixed number of steps per round.  Where the BLAS has several
+threads, the library runs a second time with it held at one thread, as ``tinygrad-edu train``
+runs it: the conv and pooling ops then split their batch over the cores themselves
+(``tinygrad_edu.parallel``).
 
     python benchmarks/cnn.py            # 5 rounds of 40 steps (5,120 images) each
     python benchmarks/cnn.py --quick    # a smoke run: 2 steps
@@ -221,6 +224,29 @@ def build_torch(torch: Any, seed: int, config: dict[str, Any] | None = None) -> 
 
 
 # ------------------------------------------------------------------ the run
+#: The library with the BLAS at one thread, as ``tinygrad-edu train`` runs it (``--threads 1``):
+#: its conv and pooling ops then split the batch over the cores themselves.
+ONE_THREAD = "tinygrad_edu, BLAS at 1 thread (as train runs)"
+
+
+def one_blas_thread() -> Callable[[Callable[[], None]], Callable[[], None]] | None:
+    """A wrapper running a function with the BLAS held at one thread (threadpoolctl), or
+    None when no BLAS threadpoolctl can set is loaded or it already has one thread."""
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    if max((lib["num_threads"] for lib in blas.info()), default=1) == 1:
+        return None
+
+    def wrap(run: Callable[[], None]) -> Callable[[], None]:
+        def single() -> None:
+            with blas.limit(limits=1):
+                run()
+        return single
+
+    return wrap
+
+
 def run_of(step: Step, x: np.ndarray, y: np.ndarray, steps: int) -> Callable[[], None]:
     """A function running ``steps`` training steps over consecutive batches."""
 
@@ -250,6 +276,9 @@ def main() -> None:
               "floor ratio compares different nets); PyTorch builds the default")
     contenders = {"numpy floor (hand-written, NHWC)": NumpyCNN(0).step}
     contenders["tinygrad_edu"] = build_ours(0)
+    single = one_blas_thread()
+    if single is not None:
+        contenders[ONE_THREAD] = build_ours(0)
     torch = optional_import("torch", "the PyTorch column is")
     if torch is not None:
         if config["activation"] != "relu":
@@ -257,8 +286,14 @@ def main() -> None:
         print(f"   torch: {torch.__version__}, {torch.get_num_threads()} threads")
         contenders[f"PyTorch {torch.__version__} eager"] = build_torch(torch, 0, config)
     runs = {name: run_of(step, x, y, steps) for name, step in contenders.items()}
-    for step in contenders.values():  # warm-up
-        run_of(step, x, y, 1)()
+    if single is not None:
+        runs[ONE_THREAD] = single(runs[ONE_THREAD])
+        print(f"   split: {ONE_THREAD!r} runs with the BLAS held at one thread, so the conv "
+              "and pooling ops split their batch over the cores themselves "
+              "(tinygrad_edu.parallel)")
+    for name, step in contenders.items():  # warm-up
+        warm = run_of(step, x, y, 1)
+        (single(warm) if name == ONE_THREAD and single is not None else warm)()
 
     times = interleave(runs, args.repeats)
     report(times, BATCH * steps)
@@ -282,6 +317,12 @@ def report(times: dict[str, list[float]], images: int) -> None:
     for name in times:
         if name.startswith("PyTorch"):
             print_ratio("ours / PyTorch (throughput)", _speed(times, ours, name), ">= 0.67")
+            if ONE_THREAD in times:
+                print_ratio("ours with one BLAS thread / PyTorch (throughput)",
+                            _speed(times, ONE_THREAD, name))
+    if ONE_THREAD in times:
+        print_ratio("ours with one BLAS thread / ours (throughput)",
+                    _speed(times, ONE_THREAD, ours))
 
 
 def _speed(times: dict[str, list[float]], name: str, reference: str) -> Summary:

@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..numerics import column_sums
 from ..ops import index_add
+from ..parallel import parallel_parts, parts
 from ..registry import tensor_op
 from ..tensor import Tensor
 from ..workspace import workspace
@@ -112,9 +113,7 @@ class conv2d:
         xp = _padded_nhwc(x, ph, pw)
         wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)  # W_mat (kh·kw·C, O)
         out = workspace("conv2d.y", (n * ho * wo, o), w.dtype)
-        saved = _patch_product(xp, wmat, out, kh, kw, sh, sw)  # out = X_col W_mat
-        if b is not None:
-            out += b
+        saved = _patch_product(xp, wmat, out, kh, kw, sh, sw, b)  # out = X_col W_mat + b
         y = out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)  # an NCHW view of NHWC memory
         return y, (saved, wmat, xp.shape, sh, sw, ph, pw)
 
@@ -125,11 +124,10 @@ class conv2d:
         o, c, kh, kw = w.data.shape
         n, _, ho, wo = g.shape
         g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # G as (N·H'·W', O)
-        gw = None
-        if w.requires_grad:  # ∂W_mat = X_colᵀ G, back to (O, C, kh, kw)
-            gw = _patch_t_product(saved, g2, kh, kw, sh, sw)
-            gw = gw.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
-            gw = np.ascontiguousarray(gw)
+        need_b = len(parents) == 3 and parents[2].requires_grad
+        gw, gb = _patch_t_product(saved, g2, kh, kw, sh, sw, w.requires_grad, need_b)
+        if gw is not None:  # ∂W_mat = X_colᵀ G, back to (O, C, kh, kw)
+            gw = np.ascontiguousarray(gw.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
         gx = None
         if x.requires_grad:
             if (sh, sw) == (1, 1) and ph < kh and pw < kw:
@@ -137,10 +135,7 @@ class conv2d:
             else:
                 gx = _col2im(g2, wmat, padded_shape, (n, ho, wo), kh, kw, sh, sw, ph, pw)
             gx = gx.astype(x.data.dtype, copy=False)
-        if len(parents) == 2:
-            return gx, gw
-        gb = column_sums(g2) if parents[2].requires_grad else None
-        return gx, gw, gb
+        return (gx, gw) if len(parents) == 2 else (gx, gw, gb)
 
     def backward_graph(node, g):
         """The same products in graph ops; the patch matrix is x gathered at constant
@@ -252,11 +247,16 @@ def _padded_nhwc(x: np.ndarray, ph: int, pw: int, tag: str = "conv2d.xp") -> np.
         return xh
     n, h, w, c = xh.shape
     xp = workspace(tag, (n, h + 2 * ph, w + 2 * pw, c), x.dtype)
-    xp[:, :ph] = 0  # the four borders (a reused array holds stale numbers)
-    xp[:, ph + h:] = 0
-    xp[:, ph:ph + h, :pw] = 0
-    xp[:, ph:ph + h, pw + w:] = 0
-    xp[:, ph:ph + h, pw:pw + w, :] = xh
+
+    def pad(_: int, a: int, b: int) -> None:
+        part = xp[a:b]
+        part[:, :ph] = 0  # the four borders (a reused array holds stale numbers)
+        part[:, ph + h:] = 0
+        part[:, ph:ph + h, :pw] = 0
+        part[:, ph:ph + h, pw + w:] = 0
+        part[:, ph:ph + h, pw:pw + w, :] = xh[a:b]
+
+    parallel_parts(pad, parts(n, xp[0].nbytes))
     return xp
 
 
@@ -266,12 +266,11 @@ def _padded_nhwc(x: np.ndarray, ph: int, pw: int, tag: str = "conv2d.xp") -> np.
 #: Measured against the whole 40 MB patch matrix at once: forward + ∂W 1.3x faster with one
 #: BLAS thread (docs/performance.md).
 _CHUNK_BYTES = 4 << 20
-
-
 def _patch_product(xp: np.ndarray, wmat: np.ndarray, out: np.ndarray, kh: int, kw: int,
-                   sh: int, sw: int) -> np.ndarray:
-    """out = X_col W_mat, the patch matrix of xp (N, Hp, Wp, C) times the weight matrix;
-    returns what ∂W needs (see :func:`_patch_t_product`).
+                   sh: int, sw: int, bias: np.ndarray | None = None) -> np.ndarray:
+    """out = X_col W_mat (+ bias), the patch matrix of xp (N, Hp, Wp, C) times the weight
+    matrix; returns what ∂W needs (see :func:`_patch_t_product`).  The images are split
+    over the cores (``tinygrad_edu.parallel``), each part writing its own rows of out.
 
     With several input channels X_col is never stored: chunks of whole images' rows are
     copied into a small buffer and multiplied while still in the cache, and xp is returned
@@ -281,47 +280,86 @@ def _patch_product(xp: np.ndarray, wmat: np.ndarray, out: np.ndarray, kh: int, k
     """
     win = patches(xp, kh, kw, sh, sw)
     n, ho, wo, _, _, c = win.shape
+    rows = ho * wo
+    per_image = rows * kh * kw * c * win.itemsize
     if c != 1:
-        rows = ho * wo
-        for n0, n1, cols in _patch_chunks(win):
-            np.matmul(cols, wmat, out=out[n0 * rows:n1 * rows])
+        def product(i: int, a: int, b: int) -> None:
+            for n0, n1, cols in _patch_chunks(win[a:b], f"conv2d.chunk{i}"):
+                block = out[(a + n0) * rows:(a + n1) * rows]
+                np.matmul(cols, wmat, out=block)
+                if bias is not None:
+                    block += bias
+
+        parallel_parts(product, parts(n, per_image))
         return xp
     cols_t = workspace("conv2d.cols_t", (kh, kw, n, ho, wo), xp.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            cols_t[u, v] = win[:, :, :, u, v, 0]
-    cols = cols_t.reshape(kh * kw, n * ho * wo).T  # BLAS takes the Fortran order as well
-    np.matmul(cols, wmat, out=out)
+    cols = cols_t.reshape(kh * kw, n * rows).T  # BLAS takes the Fortran order as well
+
+    def product_1(_: int, a: int, b: int) -> None:
+        for u in range(kh):
+            for v in range(kw):
+                cols_t[u, v, a:b] = win[a:b, :, :, u, v, 0]
+        block = out[a * rows:b * rows]
+        np.matmul(cols[a * rows:b * rows], wmat, out=block)
+        if bias is not None:
+            block += bias
+
+    parallel_parts(product_1, parts(n, per_image))
     return cols
 
 
-def _patch_t_product(saved: np.ndarray, g2: np.ndarray, kh: int, kw: int, sh: int,
-                     sw: int) -> np.ndarray:
-    """X_colᵀ G (kh·kw·C, O), from what :func:`_patch_product` returned: the patch matrix
-    itself (one channel), or xp, whose patch rows are copied again chunk by chunk."""
-    if saved.ndim == 2:
-        return saved.T @ g2
-    win = patches(saved, kh, kw, sh, sw)
-    rows = win.shape[1] * win.shape[2]
-    total = part = None
-    for n0, n1, cols in _patch_chunks(win):
-        if total is None:
-            total = cols.T @ g2[n0 * rows:n1 * rows]
-            part = np.empty_like(total)
-        else:
-            np.matmul(cols.T, g2[n0 * rows:n1 * rows], out=part)
-            total += part
-    return total
+def _patch_t_product(saved: np.ndarray, g2: np.ndarray, kh: int, kw: int, sh: int, sw: int,
+                     weight: bool = True, bias: bool = False) -> tuple:
+    """(X_colᵀ G (kh·kw·C, O) if ``weight``, Σ rows of G (O,) if ``bias``), from what
+    :func:`_patch_product` returned: the patch matrix itself (one channel), or xp, whose
+    patch rows are copied again chunk by chunk.  Each part of the images gives its own
+    sums; the parts' sums are added."""
+    if not (weight or bias):
+        return None, None
+    rows = g2.shape[0] // saved.shape[0] if saved.ndim == 4 else 1  # G rows per unit split
+
+    def sums(i: int, a: int, b: int) -> tuple:
+        g_part = g2[a * rows:b * rows]
+        gb = column_sums(g_part) if bias else None
+        if not weight:
+            return None, gb
+        if saved.ndim == 2:
+            return saved[a * rows:b * rows].T @ g_part, gb
+        total = part = None
+        for n0, n1, cols in _patch_chunks(patches(saved[a:b], kh, kw, sh, sw),
+                                          f"conv2d.chunk{i}"):
+            g_rows = g2[(a + n0) * rows:(a + n1) * rows]
+            if total is None:
+                total = cols.T @ g_rows
+                part = np.empty_like(total)
+            else:
+                np.matmul(cols.T, g_rows, out=part)
+                total += part
+        return total, gb
+
+    if saved.ndim == 2:  # split the rows (one "image" of rows = g2's rows)
+        span = parts(g2.shape[0], saved.shape[1] * saved.itemsize)
+    else:
+        span = parts(saved.shape[0], saved[0].nbytes * kh * kw)
+    results = parallel_parts(sums, span)
+    out = []
+    for k in range(2):
+        total = results[0][k]
+        for r in results[1:]:
+            if total is not None:
+                total += r[k]
+        out.append(total)
+    return tuple(out)
 
 
-def _patch_chunks(win: np.ndarray):
+def _patch_chunks(win: np.ndarray, tag: str = "conv2d.chunk"):
     """(n0, n1, X_col rows of images n0..n1) for consecutive chunks of whole images of the
     patch view ``win`` (N, H', W', kh, kw, C), each about ``_CHUNK_BYTES``, copied into one
     reused buffer (valid until the next chunk)."""
     n, ho, wo, kh, kw, c = win.shape
     per_image = ho * wo * kh * kw * c * win.itemsize
     step = max(1, min(n, _CHUNK_BYTES // per_image))
-    buf = workspace("conv2d.chunk", (step * ho * wo, kh * kw * c), win.dtype)
+    buf = workspace(tag, (step * ho * wo, kh * kw * c), win.dtype)
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
         cols = buf[:(n1 - n0) * ho * wo]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import broadcast_to, index_add
+from ..parallel import parallel_parts, parts
 from ..registry import tensor_op
 from ..tensor import Tensor
 from ..workspace import workspace
@@ -174,38 +175,49 @@ def _max_and_argmax(xh: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int,
                     wo: int) -> tuple[np.ndarray, np.ndarray]:
     """The running max y over the offsets, and the winning offset as a small integer array:
     offset k wins where xₖ > max(x₀ … x_{k−1}), and since k grows, arg = max(arg, k·[xₖ > y])
-    (ties keep the earlier offset)."""
-    slices = _offsets(kh, kw, sh, sw, ho, wo)
-    first = xh[next(slices)]
-    y = workspace("max_pool2d.y", first.shape, xh.dtype)
-    np.copyto(y, first)
+    (ties keep the earlier offset).  The images are split over the cores."""
+    n, c = xh.shape[0], xh.shape[3]
+    y = workspace("max_pool2d.y", (n, ho, wo, c), xh.dtype)
     arg = workspace("max_pool2d.arg", y.shape, np.uint8 if kh * kw < 256 else np.uint16)
-    arg.fill(0)
     step = workspace("max_pool2d.step", y.shape, arg.dtype)
-    for k, s in enumerate(slices, start=1):
-        xs = xh[s]
-        np.multiply(np.greater(xs, y), arg.dtype.type(k), out=step)
-        np.maximum(arg, step, out=arg)
-        np.maximum(y, xs, out=y)
+
+    def pool(_: int, a: int, b: int) -> None:
+        slices = _offsets(kh, kw, sh, sw, ho, wo)
+        x_a, y_a, arg_a, step_a = xh[a:b], y[a:b], arg[a:b], step[a:b]
+        np.copyto(y_a, x_a[next(slices)])
+        arg_a.fill(0)
+        for k, s in enumerate(slices, start=1):
+            xs = x_a[s]
+            np.multiply(np.greater(xs, y_a), arg.dtype.type(k), out=step_a)
+            np.maximum(arg_a, step_a, out=arg_a)
+            np.maximum(y_a, xs, out=y_a)
+
+    parallel_parts(pool, parts(n, xh[0].nbytes))
     return y, arg
 
 
 def _route_to_argmax(gh: np.ndarray, arg: np.ndarray, shape_nhwc: tuple, kh: int, kw: int,
                      sh: int, sw: int) -> np.ndarray:
     """∂x (N, H, W, C): the input at offset k gets G·[arg = k]; written straight into place
-    when the windows tile the input, accumulated when they overlap or leave a border."""
+    when the windows tile the input, accumulated when they overlap or leave a border.  The
+    images are split over the cores."""
     ho, wo = arg.shape[1:3]
     tiles = _tiles(shape_nhwc, kh, kw, sh, sw, ho, wo)
     dxh = workspace("max_pool2d.dx", shape_nhwc, gh.dtype)
-    if not tiles:
-        dxh.fill(0)
     won = workspace("max_pool2d.won", arg.shape, np.bool_)
-    for k, s in enumerate(_offsets(kh, kw, sh, sw, ho, wo)):
-        np.equal(arg, k, out=won)
-        if tiles:
-            np.multiply(won, gh, out=dxh[s])
-        else:
-            dxh[s] += won * gh
+
+    def route(_: int, a: int, b: int) -> None:
+        dx_a, g_a, arg_a, won_a = dxh[a:b], gh[a:b], arg[a:b], won[a:b]
+        if not tiles:
+            dx_a.fill(0)
+        for k, s in enumerate(_offsets(kh, kw, sh, sw, ho, wo)):
+            np.equal(arg_a, k, out=won_a)
+            if tiles:
+                np.multiply(won_a, g_a, out=dx_a[s])
+            else:
+                dx_a[s] += won_a * g_a
+
+    parallel_parts(route, parts(shape_nhwc[0], dxh[0].nbytes))
     return dxh
 
 

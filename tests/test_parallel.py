@@ -1,0 +1,150 @@
+"""tinygrad_edu.parallel: the batch split over threads gives what one pass gives.
+
+The conv and pooling ops split their images into parts run in threads (only when the BLAS
+is single-threaded, unless TINYGRAD_EDU_THREADS or set_threads says otherwise).  Here the
+split is forced on small inputs (MIN_PART_BYTES = 1) and compared with the unsplit result.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import ThreadpoolController
+
+from tinygrad_edu import Tensor, parallel
+from tinygrad_edu.nn import conv as conv_module
+from tinygrad_edu.nn import pooling
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """A function running ``fn()`` unsplit and split into 3 parts; both results."""
+    def run(fn):
+        monkeypatch.setattr(parallel, "_chosen", [1])
+        whole = fn()
+        monkeypatch.setattr(parallel, "_chosen", [3])
+        monkeypatch.setattr(parallel, "MIN_PART_BYTES", 1)
+        parts = fn()
+        monkeypatch.setattr(parallel, "MIN_PART_BYTES", 1 << 20)
+        return whole, parts
+    return run
+
+
+def _conv_run(x, w, b, stride, padding):
+    """Forward and every gradient of conv2d for a fixed upstream gradient."""
+    xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    args = (xt, wt) if b is None else (xt, wt, Tensor(b, requires_grad=True))
+    y = conv_module.conv2d(*args, stride=stride, padding=padding)
+    y.backward(np.random.default_rng(7).standard_normal(y.shape))
+    return [y.data.copy()] + [a.grad.copy() for a in args]
+
+
+@pytest.mark.parametrize("n, c, o, size, k, stride, pad, bias", [
+    (7, 3, 4, 9, 3, 1, 1, True),  # several channels: chunked patches, transposed-conv ∂x
+    (5, 1, 4, 8, 3, 1, 1, True),  # one input channel: the transposed patch matrix
+    (6, 2, 3, 9, 3, 2, 1, False),  # stride 2: col2im ∂x
+    (4, 1, 2, 6, 5, 1, 2, False),
+])
+def test_conv_split_equals_whole(split, n, c, o, size, k, stride, pad, bias):
+    rng = np.random.default_rng(n * 10 + c)
+    x = rng.standard_normal((n, c, size, size))
+    w = rng.standard_normal((o, c, k, k))
+    b = rng.standard_normal(o) if bias else None
+    whole, parts = split(lambda: _conv_run(x, w, b, stride, pad))
+    for a, p in zip(whole, parts):
+        np.testing.assert_allclose(p, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, c, size, k, stride", [(6, 3, 8, 2, 2), (5, 2, 9, 3, 2),
+                                                    (4, 3, 7, 3, 1)])
+def test_max_pool_split_equals_whole(split, n, c, size, k, stride):
+    x = np.random.default_rng(n).standard_normal((n, c, size, size))
+    x[x < 0] = 0  # ties (at zero) route to the first offset in both
+
+    def run():
+        xt = Tensor(x, requires_grad=True)
+        y = pooling.max_pool2d(xt, kernel_size=k, stride=stride)
+        y.backward(np.random.default_rng(7).standard_normal(y.shape))
+        return [y.data.copy(), xt.grad.copy()]
+
+    whole, parts = split(run)
+    for a, p in zip(whole, parts):
+        np.testing.assert_array_equal(p, a)
+
+
+def test_parts_cover_the_range_in_order(monkeypatch):
+    monkeypatch.setattr(parallel, "_chosen", [3])
+    assert parallel.parts(10, 1 << 20) == [(0, 3), (3, 6), (6, 10)]
+    assert parallel.parts(10, 1 << 18) == [(0, 5), (5, 10)]  # 2.5 MB: two parts of >= 1 MB
+    assert parallel.parts(10, 1000) == [(0, 10)]  # too little work to split
+    monkeypatch.setattr(parallel, "_chosen", [1])
+    assert parallel.parts(10, 1 << 20) == [(0, 10)]
+
+
+def test_a_part_never_splits_again(monkeypatch):
+    monkeypatch.setattr(parallel, "_chosen", [2])
+    inner = parallel.parallel_parts(lambda i, a, b: parallel.parts(8, 1 << 20),
+                                    [(0, 4), (4, 8)])
+    assert inner == [[(0, 8)], [(0, 8)]]
+    assert parallel.parts(8, 1 << 20) == [(0, 4), (4, 8)]  # the flag is only inside parts
+
+
+def test_parallel_parts_results_in_order_and_threads():
+    seen = []
+
+    def work(i, a, b):
+        seen.append(threading.current_thread() is threading.main_thread())
+        return i, a, b
+
+    assert parallel.parallel_parts(work, [(0, 2), (2, 5), (5, 6)]) == [(0, 0, 2), (1, 2, 5),
+                                                                       (2, 5, 6)]
+    assert sorted(seen) == [False, False, True]  # part 0 in the caller, two in workers
+
+
+def test_an_error_in_a_worker_is_raised_after_every_part_ends():
+    finished = []
+
+    def work(i, a, b):
+        if i == 1:
+            raise ValueError("part 1 failed")
+        finished.append(i)
+
+    with pytest.raises(ValueError, match="part 1 failed"):
+        parallel.parallel_parts(work, [(0, 1), (1, 2), (2, 3)])
+    assert sorted(finished) == [0, 2]
+
+
+def test_default_splits_only_with_a_single_threaded_blas(monkeypatch):
+    monkeypatch.setattr(parallel, "_chosen", [None])
+    blas = ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        assert parallel.threads() == parallel._cores()  # nothing to compete with
+        return
+    with blas.limit(limits=1):
+        assert parallel.threads() == parallel._cores()
+    if parallel._cores() > 1:
+        with blas.limit(limits=2):
+            assert parallel.threads() == 1  # OpenBLAS's own threads would spin against ours
+
+
+def test_threads_setting_is_checked(monkeypatch):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="set_threads"):
+            parallel.set_threads(bad)
+    monkeypatch.setenv(parallel.THREADS_ENV_VAR, "two")
+    with pytest.raises(ValueError, match="TINYGRAD_EDU_THREADS must be a whole number"):
+        parallel._env_threads()
+    monkeypatch.setenv(parallel.THREADS_ENV_VAR, "3")
+    assert parallel._env_threads() == 3
+
+
+def test_import_starts_no_thread():
+    code = ("import threading, tinygrad_edu, tinygrad_edu.nn; "
+            "print(threading.active_count())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "1"

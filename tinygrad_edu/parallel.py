@@ -1,0 +1,148 @@
+"""Big array work split over the machine's cores: :func:`parallel_parts`.
+
+numpy runs an elementwise pass or a strided copy on one core; only its matrix products
+(BLAS) use several.  Half of a CNN training step is such one-core work (the convolutions'
+patch copies, pooling, padding), so the speed sections of ``nn/conv.py`` and
+``nn/pooling.py`` cut the batch into one part per thread and run the parts at the same
+time: numpy releases Python's GIL inside its copies, ufuncs and matrix products.  Each part
+is a plain numpy computation on its own images, written into its own slice of the result
+(or returning a partial sum that the caller adds), so the result is that of one pass over
+the whole batch, up to the order of floating-point sums.
+
+**Only when the BLAS runs one thread.**  The splitting is for processes whose BLAS is
+single-threaded -- ``tinygrad-edu train`` (its ``--threads`` is 1 by default),
+``OPENBLAS_NUM_THREADS=1``, ``runtime.set_blas_threads(1)`` --: the parts' matrix products
+then run on the cores of the parts.  With a multi-threaded BLAS (numpy's default) nothing is
+split, because two thread pools slow each other down: after each product, OpenBLAS's
+workers spin for about 0.1 s waiting for the next (measured: 10-11 ticks of CPU time in a
+0.2-1 s sleep after a product), so threads of ours would share the cores with spinning
+ones.  Measured on the MNIST CNN (2 cores, one training step, batch 128): 37 ms with the
+BLAS at 2 threads and no splitting, 30-34 ms with the BLAS at one thread and 2 parts, and
+52 ms with both (the BLAS held at one thread inside the parts, two outside).
+
+**How many parts.**  ``TINYGRAD_EDU_THREADS`` when set, or :func:`set_threads`; else the
+cores this process may run on when the BLAS has one thread, and 1 otherwise.  Work too small
+to pay for a thread hand-off (tens of µs) is not split, and a part never splits again.  The
+worker threads start on the first split, not on import.
+
+A plain numpy helper at the bottom of the import order: it knows nothing of nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from itertools import pairwise
+from typing import Any
+
+from threadpoolctl import ThreadpoolController
+
+__all__ = [
+    "MIN_PART_BYTES", "THREADS_ENV_VAR", "parallel_parts", "parts", "set_threads", "threads",
+]
+
+#: Set to the number of threads the array ops may split their work over (``1``: never).
+THREADS_ENV_VAR = "TINYGRAD_EDU_THREADS"
+
+
+def _env_threads() -> int | None:
+    """``TINYGRAD_EDU_THREADS`` as an int >= 1, or None when unset."""
+    value = os.environ.get(THREADS_ENV_VAR, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV_VAR} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+_chosen: list[int | None] = [_env_threads()]  # set_threads / the environment; None: the BLAS's
+_pool: list[Any] = [None, 0]  # [the worker threads, how many]
+_lock = threading.Lock()
+_inside = threading.local()  # .active: this thread is running a part
+_blas: list[Any] = []  # [threadpoolctl's BLAS controllers], found on first use
+
+
+def threads() -> int:
+    """How many parts the array ops split big work into now (see the module docstring)."""
+    if _chosen[0] is not None:
+        return _chosen[0]
+    counts = [lib.get_num_threads() for lib in _blas_libraries()]
+    return _cores() if max(counts, default=1) == 1 else 1
+
+
+def set_threads(n: int | None) -> None:
+    """Split the array ops' work into ``n`` parts from now on (``1``: never split; None: the
+    default, see the module docstring)."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_threads: n must be an int >= 1 or None, got {n!r}")
+    _chosen[0] = n
+
+
+#: The least work worth a thread of its own: a part of at least this many bytes (a hand-off
+#: costs tens of µs; copying 1 MB about 100).
+MIN_PART_BYTES = 1 << 20
+
+
+def parts(n: int, bytes_per_row: int) -> list[tuple[int, int]]:
+    """``range(n)`` cut into at most :func:`threads` consecutive ``(start, stop)`` parts of
+    nearly equal size, each of at least ``MIN_PART_BYTES`` (rows of ``bytes_per_row``): one
+    part when the work is small, or when called from inside a part."""
+    if getattr(_inside, "active", False):
+        count = 1
+    else:
+        count = max(1, min(threads(), n * bytes_per_row // MIN_PART_BYTES))
+    bounds = [n * i // count for i in range(count + 1)]
+    return list(pairwise(bounds))
+
+
+def parallel_parts(work: Callable[[int, int, int], Any],
+                   ranges: list[tuple[int, int]]) -> list[Any]:
+    """``[work(i, start, stop) for i, (start, stop) in enumerate(ranges)]``, the parts run
+    at the same time: part 0 in the calling thread, the others in worker threads.  ``i`` is the part's number (for per-part buffers).  An
+    exception in any part is raised here, after every part has finished."""
+    if len(ranges) == 1:
+        return [work(0, *ranges[0])]
+    pool = _worker_pool(len(ranges) - 1)
+    futures = [pool.submit(_as_part, work, i, a, b) for i, (a, b) in enumerate(ranges[1:], 1)]
+    try:
+        first = _as_part(work, 0, *ranges[0])
+    finally:
+        wait(futures)  # every part has finished, even when one failed
+    return [first, *(f.result() for f in futures)]  # a worker's error is raised here
+
+
+def _as_part(work: Callable[[int, int, int], Any], i: int, a: int, b: int) -> Any:
+    """``work(i, a, b)`` with this thread marked as running a part (no nested splitting)."""
+    outer = getattr(_inside, "active", False)
+    _inside.active = True
+    try:
+        return work(i, a, b)
+    finally:
+        _inside.active = outer
+
+
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    """The worker threads (at least ``workers``), started on first use."""
+    with _lock:
+        if _pool[1] < workers:
+            old = _pool[0]
+            _pool[:] = [ThreadPoolExecutor(workers, thread_name_prefix="tinygrad_edu"), workers]
+            if old is not None:
+                old.shutdown(wait=False)  # its threads end once their queue is empty
+        return _pool[0]
+
+
+def _blas_libraries() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries loaded now (found once)."""
+    if not _blas:
+        _blas.append(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _blas[0]
