@@ -148,3 +148,36 @@ def test_import_starts_no_thread():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_a_forked_child_splits_with_its_own_threads(monkeypatch):
+    """After os.fork the parent's worker threads do not exist in the child: the child must
+    start its own instead of queueing work nobody runs (a hang)."""
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this platform")
+    monkeypatch.setattr(parallel, "_chosen", [2])
+    assert parallel.parallel_parts(lambda i, a, b: b - a, [(0, 1), (1, 3)]) == [1, 2]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: split once more, report, leave without cleanup
+        try:
+            result = parallel.parallel_parts(lambda i, a, b: b - a, [(0, 2), (2, 5)])
+            os.write(write, repr(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    import time
+
+    deadline = time.monotonic() + 30
+    done, status = 0, None
+    while not done and time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.01)
+    if not done:  # the child hangs on a queue no thread serves: fail, do not hang
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child never finished its split (no worker threads)")
+    assert os.read(read, 100).decode() == "[2, 3]"
+    assert status == 0

@@ -65,7 +65,7 @@ def _cores() -> int:
 
 
 _chosen: list[int | None] = [_env_threads()]  # set_threads / the environment; None: the BLAS's
-_pool: list[Any] = [None, 0]  # [the worker threads, how many]
+_pool: list[Any] = [None, 0, 0]  # [the worker threads, how many, the process that started them]
 _lock = threading.Lock()
 _inside = threading.local()  # .active: this thread is running a part
 _blas: list[Any] = []  # [threadpoolctl's BLAS controllers], found on first use
@@ -131,11 +131,14 @@ def _as_part(work: Callable[[int, int, int], Any], i: int, a: int, b: int) -> An
 
 
 def _worker_pool(workers: int) -> ThreadPoolExecutor:
-    """The worker threads (at least ``workers``), started on first use."""
+    """The worker threads (at least ``workers``), started on first use.  A forked child
+    process has none of its parent's threads, so it starts its own."""
     with _lock:
+        if _pool[2] != os.getpid():
+            _pool[:] = [None, 0, os.getpid()]  # the parent's pool: never shut down from here
         if _pool[1] < workers:
             old = _pool[0]
-            _pool[:] = [ThreadPoolExecutor(workers, thread_name_prefix="tinygrad_edu"), workers]
+            _pool[:2] = [ThreadPoolExecutor(workers, thread_name_prefix="tinygrad_edu"), workers]
             if old is not None:
                 old.shutdown(wait=False)  # its threads end once their queue is empty
         return _pool[0]
