@@ -150,6 +150,7 @@ def test_import_starts_no_thread():
     assert out.stdout.strip() == "1"
 
 
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")  # 3.12+: the point
 def test_a_forked_child_splits_with_its_own_threads(monkeypatch):
     """After os.fork the parent's worker threads do not exist in the child: the child must
     start its own instead of queueing work nobody runs (a hang)."""
