@@ -22,14 +22,17 @@ from tinygrad_edu.nn import pooling
 
 @pytest.fixture
 def split(monkeypatch):
-    """A function running ``fn()`` unsplit and split into 3 parts; both results."""
+    """A function running ``fn()`` unsplit and split into 3 parts (with the patch products
+    in their smallest chunks and blocks); both results."""
     def run(fn):
         monkeypatch.setattr(parallel, "_chosen", [1])
         whole = fn()
         monkeypatch.setattr(parallel, "_chosen", [3])
         monkeypatch.setattr(parallel, "MIN_PART_BYTES", 1)
+        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)  # one image per patch chunk
+        monkeypatch.setattr(conv_module, "_ROW_BLOCK", 5)  # and many blocks of kept rows
         parts = fn()
-        monkeypatch.setattr(parallel, "MIN_PART_BYTES", 1 << 20)
+        monkeypatch.undo()
         return whole, parts
     return run
 
