@@ -270,6 +270,8 @@ _CHUNK_BYTES = 4 << 20
 #: one product over all 100,352 rows of the MNIST CNN took 2.1 ms with one BLAS thread,
 #: blocks of 2,048 rows 1.25 ms (the same 1.3 ms either way with two threads).
 _ROW_BLOCK = 2048
+
+
 def _patch_product(xp: np.ndarray, wmat: np.ndarray, out: np.ndarray, kh: int, kw: int,
                    sh: int, sw: int, bias: np.ndarray | None = None) -> np.ndarray:
     """out = X_col W_mat (+ bias), the patch matrix of xp (N, Hp, Wp, C) times the weight
@@ -348,14 +350,13 @@ def _patch_t_product(saved: np.ndarray, g2: np.ndarray, kh: int, kw: int, sh: in
     else:
         span = parts(saved.shape[0], saved[0].nbytes * kh * kw)
     results = parallel_parts(sums, span)
-    out = []
-    for k in range(2):
-        total = results[0][k]
-        for r in results[1:]:
-            if total is not None:
-                total += r[k]
-        out.append(total)
-    return tuple(out)
+    gw, gb = results[0]
+    for w_part, b_part in results[1:]:  # the parts' sums, added in a fixed order
+        if gw is not None:
+            gw += w_part
+        if gb is not None:
+            gb += b_part
+    return gw, gb
 
 
 def _patch_chunks(win: np.ndarray, tag: str = "conv2d.chunk"):
