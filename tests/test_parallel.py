@@ -2,7 +2,8 @@
 
 The conv and pooling ops split their images into parts run in threads (only when the BLAS
 is single-threaded, unless TINYGRAD_EDU_THREADS or set_threads says otherwise).  Here the
-split is forced on small inputs (MIN_PART_BYTES = 1) and compared with the unsplit result.
+split is forced on small inputs (MIN_PART_BYTES = 1) and compared with the unsplit result:
+the parts take whole units of fixed bounds, so the bits must be the same.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ def split(monkeypatch):
     """A function running ``fn()`` unsplit and split into 3 parts (with the patch products
     in their smallest chunks and blocks); both results."""
     def run(fn):
+        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)  # one image per patch chunk
+        monkeypatch.setattr(conv_module, "_ROW_BLOCK", 5)  # and many blocks of kept rows
         monkeypatch.setattr(parallel, "_chosen", [1])
         whole = fn()
         monkeypatch.setattr(parallel, "_chosen", [3])
         monkeypatch.setattr(parallel, "MIN_PART_BYTES", 1)
-        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)  # one image per patch chunk
-        monkeypatch.setattr(conv_module, "_ROW_BLOCK", 5)  # and many blocks of kept rows
         parts = fn()
         monkeypatch.undo()
         return whole, parts
@@ -58,8 +59,8 @@ def test_conv_split_equals_whole(split, n, c, o, size, k, stride, pad, bias):
     w = rng.standard_normal((o, c, k, k))
     b = rng.standard_normal(o) if bias else None
     whole, parts = split(lambda: _conv_run(x, w, b, stride, pad))
-    for a, p in zip(whole, parts):
-        np.testing.assert_allclose(p, a, rtol=1e-12, atol=1e-12)
+    for a, p in zip(whole, parts):  # the same units and sums in the same order: same bits
+        np.testing.assert_array_equal(p, a)
 
 
 @pytest.mark.parametrize("n, c, size, k, stride", [(6, 3, 8, 2, 2), (5, 2, 9, 3, 2),
@@ -84,6 +85,7 @@ def test_parts_cover_the_range_in_order(monkeypatch):
     assert parallel.parts(10, 1 << 20) == [(0, 3), (3, 6), (6, 10)]
     assert parallel.parts(10, 1 << 18) == [(0, 5), (5, 10)]  # 2.5 MB: two parts of >= 1 MB
     assert parallel.parts(10, 1000) == [(0, 10)]  # too little work to split
+    assert parallel.parts(2, 1 << 30) == [(0, 1), (1, 2)]  # never an empty part
     monkeypatch.setattr(parallel, "_chosen", [1])
     assert parallel.parts(10, 1 << 20) == [(0, 10)]
 
@@ -185,3 +187,32 @@ def test_a_forked_child_splits_with_its_own_threads(monkeypatch):
         pytest.fail("the forked child never finished its split (no worker threads)")
     assert os.read(read, 100).decode() == "[2, 3]"
     assert status == 0
+
+
+def test_training_steps_give_the_same_bits_on_any_number_of_cores(monkeypatch):
+    """The train command's CNN (batch norm, hidden layer, dropout), three SGD steps at the
+    real chunk sizes: one part and three parts end with the same weights, bit for bit."""
+    from tinygrad_edu import cross_entropy
+    from tinygrad_edu.models import build_model
+    from tinygrad_edu.optim import SGD
+    from tinygrad_edu.train import MODEL_OPTIONS
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 24, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, (3, 24))
+
+    def train(threads):
+        monkeypatch.setattr(parallel, "_chosen", [threads])
+        model = build_model("cnn", rng=0, **MODEL_OPTIONS["cnn"])
+        opt = SGD(model.parameters(), 0.05, 0.9)
+        for xb, yb in zip(x, y):
+            loss = cross_entropy(model(Tensor(xb)), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return [p.data.copy() for p in model.parameters()]
+
+    monkeypatch.setattr(parallel, "MIN_PART_BYTES", 1 << 16)  # 24 images: split
+    one, three = train(1), train(3)
+    for a, b in zip(one, three):
+        np.testing.assert_array_equal(a, b)

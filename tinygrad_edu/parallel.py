@@ -6,8 +6,9 @@ patch copies, pooling, padding), so the speed sections of ``nn/conv.py`` and
 ``nn/pooling.py`` cut the batch into one part per thread and run the parts at the same
 time: numpy releases Python's GIL inside its copies, ufuncs and matrix products.  Each part
 is a plain numpy computation on its own images, written into its own slice of the result
-(or returning a partial sum that the caller adds), so the result is that of one pass over
-the whole batch, up to the order of floating-point sums.
+or returning partial sums.  The callers cut their work into units whose bounds depend on
+the shapes only (chunks of images, blocks of rows), give each part whole units, and add
+the units' sums in unit order: the bits are the same for any number of parts.
 
 **Only when the BLAS runs one thread.**  The splitting is for processes whose BLAS is
 single-threaded -- ``tinygrad-edu train`` (its ``--threads`` is 1 by default),
@@ -99,7 +100,7 @@ def parts(n: int, bytes_per_row: int) -> list[tuple[int, int]]:
     if getattr(_inside, "active", False):
         count = 1
     else:
-        count = max(1, min(threads(), n * bytes_per_row // MIN_PART_BYTES))
+        count = max(1, min(threads(), n, n * bytes_per_row // MIN_PART_BYTES))
     bounds = [n * i // count for i in range(count + 1)]
     return list(pairwise(bounds))
 

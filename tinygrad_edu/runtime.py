@@ -12,9 +12,8 @@ becomes several times *slower* (measured: 7x for the CNN with 2 threads on 2 bus
 With one BLAS thread the convolution and pooling ops split their batch over the cores
 themselves (:mod:`tinygrad_edu.parallel`; threads that wait without spinning), which on 2
 quiet cores is also faster for the CNN than OpenBLAS's own threads (1.14x, benchmarks/cnn.py).
-Runs on the same machine give the same bits; the split follows the core count, so the
-order of the convolutions' sums (and the last bits) differs between machines with
-different counts (``TINYGRAD_EDU_THREADS=1`` removes the split).
+One BLAS thread also gives the same bits whatever the machine's core count: the parts take
+whole units of fixed bounds and their sums are added in a fixed order.
 :func:`set_blas_threads` and :func:`blas_threads` go through ``threadpoolctl``, which finds
 the BLAS libraries loaded in the process (OpenBLAS, MKL, BLIS, FlexiBLAS) on Linux, macOS
 and Windows.

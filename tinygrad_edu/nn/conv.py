@@ -272,103 +272,122 @@ _CHUNK_BYTES = 4 << 20
 _ROW_BLOCK = 2048
 
 
+# The products below work in fixed units -- chunks of whole images, blocks of rows -- whose
+# bounds depend on the shapes only; the parts (tinygrad_edu.parallel) take whole units, and
+# the units' partial sums are added in unit order.  So every BLAS call and every sum is the
+# same whatever the number of cores: the same bits on 1, 2 or 16 cores.
+def _chunks(n: int, per_image: int, size: int | None = None) -> list[tuple[int, int]]:
+    """Consecutive ``(n0, n1)`` ranges of whole images of about ``size`` (default
+    ``_CHUNK_BYTES``) bytes each."""
+    step = max(1, min(n, (size or _CHUNK_BYTES) // max(per_image, 1)))
+    return [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
+
+
+def _in_units(units: list, bytes_per_unit: int, work) -> list:
+    """``work(i, units[a:b])`` for each part ``i`` of the units, run at the same time; the
+    parts' lists of results joined, in unit order."""
+    results = parallel_parts(lambda i, a, b: work(i, units[a:b]),
+                             parts(len(units), bytes_per_unit))
+    return [r for part in results for r in part]
+
+
+def _ordered_sum(values: list) -> np.ndarray | None:
+    """``values[0] + values[1] + ...`` in that order (a new array), or None for none."""
+    if not values:
+        return None
+    total = values[0].copy()
+    for v in values[1:]:
+        total += v
+    return total
+
+
 def _patch_product(xp: np.ndarray, wmat: np.ndarray, out: np.ndarray, kh: int, kw: int,
                    sh: int, sw: int, bias: np.ndarray | None = None) -> np.ndarray:
     """out = X_col W_mat (+ bias), the patch matrix of xp (N, Hp, Wp, C) times the weight
-    matrix; returns what ∂W needs (see :func:`_patch_t_product`).  The images are split
-    over the cores (``tinygrad_edu.parallel``), each part writing its own rows of out.
+    matrix; returns what ∂W needs (see :func:`_patch_t_product`).  Chunks of images are
+    split over the cores (``tinygrad_edu.parallel``), each writing its own rows of out.
 
-    With several input channels X_col is never stored: chunks of whole images' rows are
-    copied into a small buffer and multiplied while still in the cache, and xp is returned
-    (∂W copies the chunks again).  With one input channel (the first layer) the rows would
-    be only kw numbers long, so each kernel offset's window (N, H', W') is copied into row
-    (u, v) of the transposed matrix instead; that whole matrix is multiplied and returned.
+    With several input channels X_col is never stored: each chunk's rows are copied into a
+    small buffer and multiplied while still in the cache, and xp is returned (∂W copies the
+    chunks again).  With one input channel (the first layer) the rows would be only kw
+    numbers long, so each kernel offset's window (N, H', W') is copied into row (u, v) of the
+    transposed matrix instead; that whole matrix is returned.
     """
     win = patches(xp, kh, kw, sh, sw)
     n, ho, wo, _, _, c = win.shape
     rows = ho * wo
     per_image = rows * kh * kw * c * win.itemsize
-    if c != 1:
-        def product(i: int, a: int, b: int) -> None:
-            for n0, n1, cols in _patch_chunks(win[a:b], f"conv2d.chunk{i}"):
-                block = out[(a + n0) * rows:(a + n1) * rows]
-                np.matmul(cols, wmat, out=block)
-                if bias is not None:
-                    block += bias
+    cols_t = None
+    if c == 1:  # its matrix is kept whole, so its chunks are only the GEMMs' row blocks:
+        # smaller ones (13 images for MNIST, not 53) balance the parts better
+        cols_t = workspace("conv2d.cols_t", (kh, kw, n, ho, wo), xp.dtype)
+    chunks = _chunks(n, per_image, _CHUNK_BYTES // 4 if c == 1 else None)
 
-        parallel_parts(product, parts(n, per_image))
-        return xp
-    cols_t = workspace("conv2d.cols_t", (kh, kw, n, ho, wo), xp.dtype)
-    cols = cols_t.reshape(kh * kw, n * rows).T  # BLAS takes the Fortran order as well
+    def product(i: int, mine: list) -> list:
+        for n0, n1, cols in _patch_rows(win, mine, cols_t, f"conv2d.chunk{i}"):
+            block = out[n0 * rows:n1 * rows]
+            np.matmul(cols, wmat, out=block)
+            if bias is not None:
+                block += bias
+        return []
 
-    def product_1(_: int, a: int, b: int) -> None:
-        for u in range(kh):
-            for v in range(kw):
-                cols_t[u, v, a:b] = win[a:b, :, :, u, v, 0]
-        block = out[a * rows:b * rows]
-        np.matmul(cols[a * rows:b * rows], wmat, out=block)
-        if bias is not None:
-            block += bias
-
-    parallel_parts(product_1, parts(n, per_image))
-    return cols
+    _in_units(chunks, per_image * (chunks[0][1] - chunks[0][0]), product)
+    return xp if cols_t is None else cols_t.reshape(kh * kw, n * rows).T
 
 
 def _patch_t_product(saved: np.ndarray, g2: np.ndarray, kh: int, kw: int, sh: int, sw: int,
                      weight: bool = True, bias: bool = False) -> tuple:
     """(X_colᵀ G (kh·kw·C, O) if ``weight``, Σ rows of G (O,) if ``bias``), from what
-    :func:`_patch_product` returned: the patch matrix itself (one channel), or xp, whose
-    patch rows are copied again chunk by chunk.  Each part of the images gives its own
-    sums; the parts' sums are added."""
+    :func:`_patch_product` returned: the patch matrix itself (one channel: taken a block of
+    ``_ROW_BLOCK`` rows at a time), or xp, whose patch rows are copied again chunk by chunk.
+    Each unit gives its own sums; they are added in unit order."""
     if not (weight or bias):
         return None, None
-    rows = g2.shape[0] // saved.shape[0] if saved.ndim == 4 else 1  # G rows per unit split
-
-    def sums(i: int, a: int, b: int) -> tuple:
-        g_part = g2[a * rows:b * rows]
-        gb = column_sums(g_part) if bias else None
-        if not weight:
-            return None, gb
-        if saved.ndim == 2:  # the kept patch matrix, a block of rows at a time
-            blocks = ((r - a, min(b, r + _ROW_BLOCK) - a, saved[r:min(b, r + _ROW_BLOCK)])
-                      for r in range(a, b, _ROW_BLOCK))
-        else:
-            blocks = _patch_chunks(patches(saved[a:b], kh, kw, sh, sw), f"conv2d.chunk{i}")
-        total = part = None
-        for n0, n1, cols in blocks:
-            g_rows = g2[(a + n0) * rows:(a + n1) * rows]
-            if total is None:
-                total = cols.T @ g_rows
-                part = np.empty_like(total)
-            else:
-                np.matmul(cols.T, g_rows, out=part)
-                total += part
-        return total, gb
-
-    if saved.ndim == 2:  # split the rows (one "image" of rows = g2's rows)
-        span = parts(g2.shape[0], saved.shape[1] * saved.itemsize)
+    if saved.ndim == 2:
+        rows, units = 1, [(r, min(r + _ROW_BLOCK, g2.shape[0]))
+                          for r in range(0, g2.shape[0], _ROW_BLOCK)]
+        unit_bytes = _ROW_BLOCK * saved.shape[1] * saved.itemsize
+        win = None
     else:
-        span = parts(saved.shape[0], saved[0].nbytes * kh * kw)
-    results = parallel_parts(sums, span)
-    gw, gb = results[0]
-    for w_part, b_part in results[1:]:  # the parts' sums, added in a fixed order
-        if gw is not None:
-            gw += w_part
-        if gb is not None:
-            gb += b_part
-    return gw, gb
+        win = patches(saved, kh, kw, sh, sw)
+        rows = win.shape[1] * win.shape[2]
+        per_image = rows * kh * kw * win.shape[5] * win.itemsize
+        units = _chunks(win.shape[0], per_image)
+        unit_bytes = per_image * (units[0][1] - units[0][0])
+
+    def sums(i: int, mine: list) -> list:
+        if weight and win is not None:
+            blocks = _patch_rows(win, mine, None, f"conv2d.chunk{i}")
+        else:  # the kept matrix's rows (or, for ∂b alone, no patches at all)
+            blocks = ((n0, n1, saved[n0:n1] if win is None else None) for n0, n1 in mine)
+        found = []
+        for n0, n1, cols in blocks:
+            g_rows = g2[n0 * rows:n1 * rows]
+            found.append((cols.T @ g_rows if weight else None,
+                          column_sums(g_rows) if bias else None))
+        return found
+
+    found = _in_units(units, unit_bytes, sums)
+    return (_ordered_sum([w for w, _ in found]) if weight else None,
+            _ordered_sum([b for _, b in found]) if bias else None)
 
 
-def _patch_chunks(win: np.ndarray, tag: str = "conv2d.chunk"):
-    """(n0, n1, X_col rows of images n0..n1) for consecutive chunks of whole images of the
-    patch view ``win`` (N, H', W', kh, kw, C), each about ``_CHUNK_BYTES``, copied into one
-    reused buffer (valid until the next chunk)."""
+def _patch_rows(win: np.ndarray, chunks: list, cols_t: np.ndarray | None, tag: str):
+    """``(n0, n1, X_col rows of images n0..n1)`` for each chunk of the patch view ``win``
+    (N, H', W', kh, kw, C): copied into one reused buffer (valid until the next chunk), or,
+    with ``cols_t`` (one input channel), written into its columns and read from there."""
     n, ho, wo, kh, kw, c = win.shape
-    per_image = ho * wo * kh * kw * c * win.itemsize
-    step = max(1, min(n, _CHUNK_BYTES // per_image))
-    buf = workspace(tag, (step * ho * wo, kh * kw * c), win.dtype)
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
+    if cols_t is not None:
+        cols = cols_t.reshape(kh * kw, n * ho * wo).T  # BLAS takes the Fortran order as well
+        for n0, n1 in chunks:
+            for u in range(kh):
+                for v in range(kw):
+                    cols_t[u, v, n0:n1] = win[n0:n1, :, :, u, v, 0]
+            yield n0, n1, cols[n0 * ho * wo:n1 * ho * wo]
+        return
+    most = max(n1 - n0 for n0, n1 in chunks)
+    buf = workspace(tag, (most * ho * wo, kh * kw * c), win.dtype)
+    for n0, n1 in chunks:
         cols = buf[:(n1 - n0) * ho * wo]
         np.copyto(cols.reshape((n1 - n0,) + win.shape[1:]), win[n0:n1])
         yield n0, n1, cols
