@@ -198,6 +198,14 @@ def test_cross_entropy_gradient_and_a_second_backward() -> None:
     np.testing.assert_allclose(first, (p - np.eye(4)[labels]) / 6, atol=1e-15)
     with pytest.raises(ValueError, match=r"labels must be in \[0, 3\].*min -1"):
         F.cross_entropy(logits, np.array([0, -1, 0, 0, 0, 0]))
+    for dtype in (">i4", "<i8", ">u2", "i1"):  # the range check reads any byte order
+        y = labels.astype(dtype)
+        np.testing.assert_array_equal(F.cross_entropy(logits, y).data, loss.data)
+        with pytest.raises(ValueError, match=r"got min 0, max 4"):
+            F.cross_entropy(logits, np.where(y == 3, 4, y).astype(dtype))
+        if dtype[-2] == "i":
+            with pytest.raises(ValueError, match=r"got min -2, max 2"):
+                F.cross_entropy(logits, np.where(y == 3, -2, y).astype(dtype))
 
 
 def test_mlp_training_step_matches_the_plain_pass() -> None:

@@ -56,7 +56,8 @@ def _labels(labels: Any, logits_shape: tuple, name: str = "cross_entropy") -> np
             f"{logits_shape} (expected ({n},))"
         )
     # one reduction for both ends: a negative label read unsigned is above every class
-    if y.size and y.view(f"u{y.itemsize}").max() >= c:
+    unsigned = np.dtype(f"u{y.itemsize}").newbyteorder(y.dtype.byteorder)
+    if y.size and y.view(unsigned).max() >= c:
         raise ValueError(
             f"{name}: labels must be in [0, {c - 1}] for {c} classes; "
             f"got min {y.min()}, max {y.max()}"
