@@ -71,8 +71,10 @@ __all__ = [
     "Node",
     "RemovableHandle",
     "enable_grad",
+    "fast_backward",
     "is_grad_enabled",
     "no_grad",
+    "results_first",
     "retain_intermediate_grads",
     "unbroadcast",
 ]
@@ -369,3 +371,74 @@ def _propagate(order: list[Node], on_edge: Callable | None) -> None:
                 parent.grad = parent.grad + grad
             if on_edge is not None:
                 on_edge(node, i, upstream, grad)
+
+
+# ============================================================================ Fast paths
+# The shared core's speed tricks, for an engine's fast backward pass (the array engine's,
+# at the end of tensor.py): a backward that falls back to the plain one whenever the
+# pass needs more than the chain rule, and an order without the leaves.
+def fast_backward(chain_rule: Callable[[list], None]) -> Callable:
+    """A ``run_backward`` for an engine, running ``chain_rule(order)`` on
+    :func:`results_first`'s order.  Plain version: :meth:`Node.run_backward`, which it
+    falls back to for ``on_edge`` (the explainer), anomaly mode, freeing intermediates'
+    gradients and a hook on this graph.  With tensor.py's chain rule, a training step of
+    the README loop on a 16-16-16-16-10 MLP (numpy nearly free) runs 930k → 903k CPU
+    instructions (valgrind)."""
+
+    def run_backward(self: Node, gradient: Any = None, on_edge: Callable | None = None) -> None:
+        watch = _hooks.BackwardWatch.for_pass([])  # None: no hook, no anomaly mode, no freeing
+        if on_edge is not None or watch is not None and (watch.check or watch.free):
+            return Node.run_backward(self, gradient, on_edge)
+        seed = self._seed_gradient(gradient)
+        collecting = gc.isenabled()
+        gc.disable()  # as the plain pass does, and restored
+        try:
+            order = results_first(self)
+            if watch is not None and _hooks.on_graph(self, order):  # a hook on this graph
+                return Node.run_backward(self, gradient)
+            self.grad = seed if self.grad is None else self.grad + seed
+            chain_rule(order)
+        finally:
+            if collecting:
+                gc.enable()
+
+    run_backward.__doc__ = Node.run_backward.__doc__
+    return run_backward
+
+
+_SEEN: Any = object()  # the mark of results_first
+
+
+def results_first(root: Node) -> list[Node]:
+    """The op results ``root`` depends on, each before its parents (``root`` first), their
+    ``.grad`` reset to nothing.  Plain version: ``reversed(root.topological_order())``
+    without the leaves, which then get the intermediates' reset of ``run_backward``.
+
+    Fast: the stack holds the nodes and, beside them, how many of each one's parents were
+    looked at (no iterator object per node), a leaf is never pushed, and ``.grad`` marks the
+    nodes seen (cheaper than a set): the order of the README's MLP (8 results, 9 leaves)
+    takes 3.6 instead of 5.2 µs (``topological_order``)."""
+    if root._op is None:
+        return []
+    seen = root.grad = _SEEN
+    stack, looked, order = [root], [0], []
+    while stack:
+        parents = stack[-1]._parents
+        i, n = looked[-1], len(parents)
+        while i < n:
+            parent = parents[i]
+            i += 1
+            if parent._op is not None and parent.grad is not seen:
+                parent.grad = seen
+                looked[-1] = i
+                stack.append(parent)
+                looked.append(0)
+                break
+        else:  # every parent is placed, so this node can be
+            order.append(stack.pop())
+            looked.pop()
+    order.reverse()
+    nothing = root._GRAD_INIT
+    for node in order:
+        node.grad = nothing
+    return order

@@ -40,6 +40,7 @@ __all__ = [
     "RemovableHandle",
     "describe",
     "hooked_nodes",
+    "on_graph",
     "register_hook",
     "retain_grad",
     "retain_intermediate_grads",
@@ -163,6 +164,14 @@ def register_hook(node: Any, hook: Callable) -> RemovableHandle:
 def hooked_nodes() -> list:
     """The live nodes that have a hook or ``retain_grad()`` (usually none)."""
     return [node for node, _ in _HOOKS.items()]
+
+
+def on_graph(root: Any, order: list) -> bool:
+    """Whether a node with a hook (or ``retain_grad()``) is ``root``, one of the nodes of
+    ``order`` or one of their parents."""
+    hooked = {id(node) for node in hooked_nodes()}
+    return id(root) in hooked or any(
+        id(n) in hooked or any(id(p) in hooked for p in n._parents) for n in order)
 
 
 class retain_intermediate_grads:

@@ -55,7 +55,9 @@ def _labels(labels: Any, logits_shape: tuple, name: str = "cross_entropy") -> np
             f"{name}: labels of shape {y.shape} do not match logits of shape "
             f"{logits_shape} (expected ({n},))"
         )
-    if y.size and (y.min() < 0 or y.max() >= c):
+    # one reduction for both ends: a negative label read unsigned is above every class
+    unsigned = np.dtype(f"u{y.itemsize}").newbyteorder(y.dtype.byteorder)
+    if y.size and y.view(unsigned).max() >= c:
         raise ValueError(
             f"{name}: labels must be in [0, {c - 1}] for {c} classes; "
             f"got min {y.min()}, max {y.max()}"
@@ -69,30 +71,27 @@ def _labels(labels: Any, logits_shape: tuple, name: str = "cross_entropy") -> np
 class _cross_entropy:
     """Mean cross-entropy of integer labels, computed from logits (fused log-softmax + NLL)."""
 
-    def forward(x, labels):
+    def forward(x, labels):  # ctx: the labels and N·∂L/∂x = softmax(x) − onehot(y)
         n = x.shape[0]
         shifted = x - x.max(axis=1, keepdims=True)
         e = np.exp(shifted)
         total = e.sum(axis=1, keepdims=True)
         rows = np.arange(n)
-        loss = np.log(total[:, 0]).sum() - shifted[rows, labels].sum()
-        probs = e / total
-        return np.asarray(loss / n, dtype=x.dtype), (labels, probs)
+        loss = (np.log(total[:, 0]) - shifted[rows, labels]).sum()
+        e /= total  # the softmax
+        e[rows, labels] -= 1
+        return np.asarray(loss / n, dtype=x.dtype), (labels, e)
 
     def backward(node, g):
-        labels, probs = node.ctx
-        n = probs.shape[0]
-        grad = probs.copy()
-        grad[np.arange(n), labels] -= 1
-        grad *= g / n
-        return (grad,)
+        grad = node.ctx[1]
+        return (grad * (g / grad.shape[0]),)
 
     def backward_graph(node, g):
         (x,) = node.parents
-        labels, probs = node.ctx
-        onehot = np.zeros_like(probs)
-        onehot[np.arange(probs.shape[0]), labels] = 1.0
-        return ((x.softmax(axis=1) - onehot) * (g / float(probs.shape[0])),)
+        labels, grad = node.ctx
+        onehot = np.zeros_like(grad)
+        onehot[np.arange(grad.shape[0]), labels] = 1.0
+        return ((x.softmax(axis=1) - onehot) * (g / float(grad.shape[0])),)
 
 
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:

@@ -17,16 +17,19 @@ small are gathered at the end of this file, under "Fast paths".
 
 from __future__ import annotations
 
+import functools
 import numbers
+import sys
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
 from . import activations as _activations  # noqa: F401  (registers the activations)
-from .autograd import GradMode, Node, unbroadcast
+from .autograd import GradMode, Node, _may_be_shared, fast_backward, unbroadcast
 from .numerics import ARRAY
 from .ops import add, div, getitem, matmul, mean, mul, neg, reshape, sub, transpose
-from .registry import REGISTRY, register_engine
+from .registry import ONE, REGISTRY, TensorOp, Unary, register_engine
 
 __all__ = ["Tensor"]
 
@@ -384,12 +387,13 @@ def _operand(x: Any, like: Tensor) -> Tensor:
 
 
 # ============================================================================ Fast paths
-# A tensor op costs microseconds of numpy work, so the engine's own Python must stay
-# out of the way: ``_make``, which every operation goes through, skips the general
-# conversions of ``Tensor(...)``.  It does exactly what its plain version (in its
+# A tensor op costs microseconds of numpy work, so the engine's own Python must stay out
+# of the way in what every op and every backward pass goes through: ``_make``, the chain
+# rule and calling a tensor op.  Each does exactly what its plain version (named in its
 # docstring) would.
 
 _new = object.__new__  # looked up once, not at each call
+_refs = sys.getrefcount
 
 
 def _make(data: Any, parents: tuple, op: Any, ctx: Any) -> Tensor:
@@ -420,5 +424,76 @@ def _make(data: Any, parents: tuple, op: Any, ctx: Any) -> Tensor:
     return t
 
 
+# ---------------------------------------------------------------- backward
+def _chain_rule(order: list[Tensor]) -> None:
+    """The chain rule of the fast backward pass (``autograd.fast_backward``).  Plain
+    version: ``_propagate`` (the same loop, without its hooks' test per node).
+
+    Fast: a unary entry's product upstream × local is taken here, not in ``Unary.backward``,
+    and in the local gradient itself when that is an array nothing else holds (its
+    reference count: relu's new mask, never exp's ``y``): ReLU's backward at 128 × 256
+    float32 takes 9.3 instead of 12.3 µs (one array and one pass less)."""
+    for node in order:
+        g = node.grad
+        if g is None:  # no gradient reached this node
+            continue
+        op = node._op
+        parents = node._parents
+        if op.__class__ is Unary:
+            x = parents[0]
+            if not x.requires_grad:
+                continue
+            if op.df is not ONE:
+                try:
+                    local = op.df(ARRAY, x.data, node.data, **node._ctx)
+                except ZeroDivisionError:  # a pole of a Python number: Unary.local's IEEE
+                    (local,) = op.local(node)
+                if (local.__class__ is np.ndarray and local.base is None and _refs(local) == 2
+                        and local.shape == g.shape and local.dtype == g.dtype):
+                    local *= g  # an array nothing else holds (relu's mask): the product in it
+                    g = local
+                else:
+                    g = g * local
+            data = x.data
+            if g.__class__ is not np.ndarray or g.shape != data.shape or g.dtype != data.dtype:
+                g = Tensor._reduce_to(g, x)
+            grads: tuple = (g,)
+        else:
+            grads = op.backward(node, g)
+        for i, parent in enumerate(parents):
+            grad = grads[i]
+            if grad is None:  # this parent needs no gradient (a constant)
+                continue
+            if parent.grad is None:
+                if parent._op is None and _may_be_shared(grad, node.grad, grads, i):
+                    grad = grad.copy()  # a leaf owns its .grad
+                parent.grad = grad
+            else:
+                parent.grad = parent.grad + grad
+
+
+# ---------------------------------------------------------------- forward: calling ops
+_datas = attrgetter("data")
+
+
+def _fast_tensor_op(plain: Any) -> Any:
+    """``TensorOp.__call__`` (``linear(x, w, b)``...).  Plain version: ``plain``, the
+    registry's, which finds the array engine, binds the parameters and converts each input.
+    Fast: Tensor inputs' arrays go straight to ``forward``, and no parameters skip binding:
+    a training step of the README loop (16-16-16-16-10 MLP) 924k → 899k instructions."""
+
+    def __call__(self: TensorOp, *inputs: Any, **kwargs: Any) -> Any:
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                return plain(self, *inputs, **kwargs)
+        params = self._bind((), kwargs) if kwargs else self.params
+        y, ctx = self.forward(*map(_datas, inputs), **params)
+        return Tensor._make(y, inputs, self, ctx)
+
+    return functools.update_wrapper(__call__, plain)
+
+
 Tensor._make = staticmethod(_make)  # type: ignore[method-assign]
+TensorOp.__call__ = _fast_tensor_op(TensorOp.__call__)  # type: ignore[method-assign]
+Tensor.run_backward = fast_backward(_chain_rule)  # type: ignore[method-assign]
 register_engine(Tensor, "array")
