@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from order_check import assert_results_first
 
 from tinygrad_edu import Tensor, detect_anomaly, nn, no_grad, retain_intermediate_grads
 from tinygrad_edu.anomaly import AnomalyError
@@ -89,14 +90,7 @@ def test_results_first_puts_every_result_before_its_parents(seed: int) -> None:
     _, out = _random_graph(seed, n_ops=120)
     order = results_first(out)
     assert all(n.grad is None for n in order)  # the marks are cleared
-    position = {id(n): i for i, n in enumerate(order)}
-    assert len(position) == len(order) and order[0] is out
-    ops = [n for n in out.topological_order() if n.op is not None]
-    assert {id(n) for n in ops} == set(position)  # every op result once, no leaf
-    for node in order:
-        for parent in node.parents:
-            if parent.op is not None:
-                assert position[id(parent)] > position[id(node)]
+    assert_results_first(order, out)
 
 
 def test_a_deep_chain_and_a_ladder() -> None:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import numpy as np
@@ -374,16 +375,21 @@ def _propagate(order: list[Node], on_edge: Callable | None) -> None:
 
 
 # ============================================================================ Fast paths
-# The shared core's speed tricks, for an engine's fast backward pass (the array engine's,
-# at the end of tensor.py): a backward that falls back to the plain one whenever the
-# pass needs more than the chain rule, and an order without the leaves.
-def fast_backward(chain_rule: Callable[[list], None]) -> Callable:
-    """A ``run_backward`` for an engine, running ``chain_rule(order)`` on
-    :func:`results_first`'s order.  Plain version: :meth:`Node.run_backward`, which it
-    falls back to for ``on_edge`` (the explainer), anomaly mode, freeing intermediates'
-    gradients and a hook on this graph.  With tensor.py's chain rule, a training step of
+# The shared core's speed tricks, for the engines' fast backward passes (their chain rules
+# are at the ends of tensor.py and value.py): a backward that falls back to the plain one
+# whenever the pass needs more than the chain rule, and an order without the leaves.
+def fast_backward(chain_rule: Callable[[list], None],
+                  order_of: Callable[[Node], list] | None = None,
+                  parents: Callable[[Node], Any] = attrgetter("_parents")) -> Callable:
+    """A ``run_backward`` for an engine, running ``chain_rule(order)`` on ``order_of``'s
+    order (default :func:`results_first`: the op results, each before its parents, their
+    ``.grad`` reset); ``parents(node)`` lists a node's inputs for the hook test.  Plain
+    version: :meth:`Node.run_backward`, which it falls back to for ``on_edge`` (the
+    explainer), anomaly mode, freeing intermediates' gradients and a hook on this graph (a
+    hook elsewhere keeps the fast pass).  With tensor.py's chain rule, a training step of
     the README loop on a 16-16-16-16-10 MLP (numpy nearly free) runs 930k → 903k CPU
     instructions (valgrind)."""
+    order_of = order_of or results_first
 
     def run_backward(self: Node, gradient: Any = None, on_edge: Callable | None = None) -> None:
         watch = _hooks.BackwardWatch.for_pass([])  # None: no hook, no anomaly mode, no freeing
@@ -393,8 +399,8 @@ def fast_backward(chain_rule: Callable[[list], None]) -> Callable:
         collecting = gc.isenabled()
         gc.disable()  # as the plain pass does, and restored
         try:
-            order = results_first(self)
-            if watch is not None and _hooks.on_graph(self, order):  # a hook on this graph
+            order = order_of(self)
+            if watch is not None and _hooks.on_graph(self, order, parents):  # hook here
                 return Node.run_backward(self, gradient)
             self.grad = seed if self.grad is None else self.grad + seed
             chain_rule(order)

@@ -166,12 +166,13 @@ def hooked_nodes() -> list:
     return [node for node, _ in _HOOKS.items()]
 
 
-def on_graph(root: Any, order: list) -> bool:
+def on_graph(root: Any, order: list, parents: Callable[[Any], Any]) -> bool:
     """Whether a node with a hook (or ``retain_grad()``) is ``root``, one of the nodes of
-    ``order`` or one of their parents."""
+    ``order`` or one of their parents (``parents(node)``: the engine's own way to list a
+    node's inputs)."""
     hooked = {id(node) for node in hooked_nodes()}
     return id(root) in hooked or any(
-        id(n) in hooked or any(id(p) in hooked for p in n._parents) for n in order)
+        id(n) in hooked or any(id(p) in hooked for p in parents(n)) for n in order)
 
 
 class retain_intermediate_grads:
