@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,19 @@ def test_property_junk_only_ever_raises_expression_error(text: str) -> None:
     except ExpressionError:
         return
     assert isinstance(result, Value)
+
+
+@pytest.mark.parametrize("text", ["1or x", "0x1for x", "1if x else 2"])
+def test_python_syntax_warnings_never_reach_the_user(text: str) -> None:
+    """Python warns about ``1or`` (a number run into a keyword); the parser answers with its
+    own result or error only, as on any other input."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # ("error" would turn it into a SyntaxError)
+        try:
+            parse(text)
+        except ExpressionError as exc:
+            assert str(exc)
+    assert [str(w.message) for w in seen] == []
 
 
 def _sigmoid(v: float) -> float:

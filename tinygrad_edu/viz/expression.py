@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,10 +69,19 @@ def functions() -> dict[str, Op]:
     return {name: op for name, op in REGISTRY.items() if isinstance(op, Unary) and op.scalar}
 
 
+def _ast_parse(text: str, mode: str) -> ast.AST:
+    """``ast.parse`` without Python's SyntaxWarnings (``1or x``: "invalid decimal literal"):
+    the user wrote an expression, not Python, and what is wrong with it is said by our own
+    errors, never as a warning line about ``<unknown>``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(text, mode=mode)
+
+
 def _statement_error(text: str) -> ExpressionError:
     """Parse as a full module to name statements such as ``import os`` in the error."""
     try:
-        module = ast.parse(text, mode="exec")
+        module = _ast_parse(text, "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ExpressionError("invalid syntax")
     for stmt in module.body:
@@ -103,7 +113,7 @@ def parse(text: str) -> ast.Expression:
         raise ExpressionError("empty expression")
     text = text.strip()
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = _ast_parse(text, "eval")
     except SyntaxError as exc:
         statement = _statement_error(text)
         raise (statement if statement.col is not None else _syntax_error(exc, text)) from None
