@@ -86,3 +86,9 @@ def test_whole_float_labels_still_work() -> None:
     b = cross_entropy(Tensor(np.zeros((2, 3))), [0, 2])
     assert a.item() == b.item()
     assert np.isclose(nll_loss(Tensor(np.log(np.full((2, 3), 1 / 3))), [1, 1]).item(), np.log(3))
+
+
+@pytest.mark.parametrize("eps", [-0.1, 1.0, 1.5, float("nan")])
+def test_label_smoothing_outside_zero_one_is_named(eps) -> None:
+    with pytest.raises(ValueError, match=r"cross_entropy: label_smoothing must be in \[0, 1\)"):
+        cross_entropy(Tensor(np.zeros((2, 3))), [0, 1], label_smoothing=eps)

@@ -201,7 +201,8 @@ def tensor_cases(draw, name):
     if name == "cross_entropy":
         n, c = draw(st.integers(1, 3)), draw(st.integers(2, 4))
         labels = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
-        return (lambda t: cross_entropy(t, labels)), [draw(arrays((n, c)))]
+        eps = draw(st.sampled_from([0.0, 0.2]))
+        return (lambda t: cross_entropy(t, labels, label_smoothing=eps)), [draw(arrays((n, c)))]
     if name == "binary_cross_entropy_with_logits":
         shape = draw(shapes(min_dims=1, max_dims=2, max_side=3))
         return binary_cross_entropy_with_logits, [draw(arrays(shape)),

@@ -365,6 +365,24 @@ def test_cross_entropy_gradient_and_composition(case):
     np.testing.assert_allclose(x.grad, x2.grad, rtol=1e-12, atol=1e-15)
 
 
+@given(case=logits_and_labels(), eps=st.floats(0.01, 0.9))
+def test_cross_entropy_with_label_smoothing(case, eps):
+    logits, labels = case
+    x = Tensor(logits, requires_grad=True)
+    assert gradcheck(lambda t: cross_entropy(t, labels, label_smoothing=eps), [x])
+    # the value is −mean Σ_c q_c log softmax_c with q = (1 − ε)·onehot + ε/C
+    n, c = logits.shape
+    q = np.full((n, c), eps / c)
+    q[np.arange(n), labels] += 1 - eps
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    smoothed = cross_entropy(x, labels, label_smoothing=eps)
+    np.testing.assert_allclose(smoothed.data, -(q * log_p).sum(axis=1).mean(), rtol=1e-12,
+                               atol=1e-15)
+    smoothed.backward()
+    np.testing.assert_allclose(x.grad, (np.exp(log_p) - q) / n, rtol=1e-12, atol=1e-15)
+
+
 @given(case=logits_and_labels())
 def test_nll_loss_gradient(case):
     logits, labels = case

@@ -65,22 +65,29 @@ def _labels(labels: Any, logits_shape: tuple, name: str = "cross_entropy") -> np
     return y
 
 
-@tensor_op(f="L = −(1/N) Σₙ log softmax(xₙ)[yₙ]", grads=("∂x = (softmax(x) − onehot(y)) / N",),
-           category="loss", params={"labels": None}, symbol="CE",
-           name="cross_entropy")
+@tensor_op(f="L = −(1/N) Σₙ Σ_c qₙ_c log softmax(xₙ)_c,  q = (1 − ε)·onehot(y) + ε/C",
+           grads=("∂x = (softmax(x) − q) / N",), category="loss",
+           params={"labels": None, "label_smoothing": 0.0}, symbol="CE", name="cross_entropy")
 class _cross_entropy:
-    """Mean cross-entropy of integer labels, computed from logits (fused log-softmax + NLL)."""
+    """Mean cross-entropy of integer labels, computed from logits (fused log-softmax + NLL);
+    with ε = ``label_smoothing`` > 0 the target is q = (1 − ε)·onehot(y) + ε/C."""
 
-    def forward(x, labels):  # ctx: the labels and N·∂L/∂x = softmax(x) − onehot(y)
-        n = x.shape[0]
+    def forward(x, labels, label_smoothing=0.0):  # ctx: the labels, N·∂L/∂x = softmax − q, ε
+        n, c = x.shape
+        eps = label_smoothing
         shifted = x - x.max(axis=1, keepdims=True)
         e = np.exp(shifted)
         total = e.sum(axis=1, keepdims=True)
         rows = np.arange(n)
-        loss = (np.log(total[:, 0]) - shifted[rows, labels]).sum()
+        # −Σ_c q_c log p_c = log Σ e − (1 − ε)·shiftedᵧ − (ε/C)·Σ_c shifted_c   (Σ_c q_c = 1)
+        loss = (np.log(total[:, 0]) - (1 - eps) * shifted[rows, labels]).sum()
+        if eps:
+            loss -= eps / c * shifted.sum()
         e /= total  # the softmax
-        e[rows, labels] -= 1
-        return np.asarray(loss / n, dtype=x.dtype), (labels, e)
+        e[rows, labels] -= 1 - eps
+        if eps:
+            e -= eps / c
+        return np.asarray(loss / n, dtype=x.dtype), (labels, e, eps)
 
     def backward(node, g):
         grad = node.ctx[1]
@@ -88,17 +95,27 @@ class _cross_entropy:
 
     def backward_graph(node, g):
         (x,) = node.parents
-        labels, grad = node.ctx
-        onehot = np.zeros_like(grad)
-        onehot[np.arange(grad.shape[0]), labels] = 1.0
-        return ((x.softmax(axis=1) - onehot) * (g / float(grad.shape[0])),)
+        labels, grad, eps = node.ctx
+        n, c = grad.shape
+        target = np.full_like(grad, eps / c)
+        target[np.arange(n), labels] += 1 - eps
+        return ((x.softmax(axis=1) - target) * (g / float(n)),)
 
 
-def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
+def cross_entropy(logits: Tensor, labels: Any, label_smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy between logits (N, C) and integer labels (N,) in [0, C); an empty
-    batch is a ValueError (its mean is undefined)."""
+    batch is a ValueError (its mean is undefined).
+
+    ``label_smoothing`` ε in [0, 1) (as in PyTorch) trains against the target
+    ``(1 − ε)·onehot(y) + ε/C`` instead of ``onehot(y)``: a regulariser that stops the
+    network from pushing its logits ever further apart once it is right.
+    """
     logits = _batch("cross_entropy", logits, "logits")
-    return _cross_entropy(logits, labels=_labels(labels, logits.shape))
+    eps = float(label_smoothing)
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(
+            f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    return _cross_entropy(logits, labels=_labels(labels, logits.shape), label_smoothing=eps)
 
 
 def nll_loss(log_probs: Tensor, labels: Any) -> Tensor:
