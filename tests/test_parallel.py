@@ -1,7 +1,7 @@
 """tinygrad_edu.parallel: the batch split over threads gives what one pass gives.
 
-The conv and pooling ops split their images into parts run in threads (only when the BLAS
-is single-threaded, unless TINYGRAD_EDU_THREADS or set_threads says otherwise).  Here the
+The conv and pooling ops split their images into parts run in threads (one per core, unless
+TINYGRAD_EDU_THREADS or set_threads says otherwise; the BLAS held at one thread meanwhile).  Here the
 split is forced on small inputs (MIN_PART_BYTES = 1) and compared with the unsplit result:
 the parts take whole units of fixed bounds, so the bits must be the same.
 """
@@ -123,17 +123,69 @@ def test_an_error_in_a_worker_is_raised_after_every_part_ends():
     assert sorted(finished) == [0, 2]
 
 
-def test_default_splits_only_with_a_single_threaded_blas(monkeypatch):
+def test_default_is_the_cores_whatever_the_blas(monkeypatch):
     monkeypatch.setattr(parallel, "_chosen", [None])
     blas = ThreadpoolController().select(user_api="blas")
-    if not blas.lib_controllers:
-        assert parallel.threads() == parallel._cores()  # nothing to compete with
-        return
-    with blas.limit(limits=1):
-        assert parallel.threads() == parallel._cores()
-    if parallel._cores() > 1:
-        with blas.limit(limits=2):
-            assert parallel.threads() == 1  # OpenBLAS's own threads would spin against ours
+    for n in (1, 2):
+        with blas.limit(limits=n):
+            assert parallel.threads() == parallel._cores()
+
+
+class FakeBlas:
+    """A BLAS controller that records the thread counts it is given."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, []
+
+    def get_num_threads(self):
+        return self.n
+
+    def set_num_threads(self, n):
+        self.calls.append(n)
+        self.n = n
+
+
+def test_parts_run_with_the_blas_at_one_thread_then_give_it_back(monkeypatch):
+    libs = [FakeBlas(2), FakeBlas(1), FakeBlas(4)]
+    monkeypatch.setattr(parallel, "_blas_libraries", lambda: libs)
+    seen = parallel.parallel_parts(lambda i, a, b: [lib.n for lib in libs], [(0, 1), (1, 2)])
+    assert seen == [[1, 1, 1], [1, 1, 1]]
+    assert [lib.n for lib in libs] == [2, 1, 4]  # each library's own count, restored
+    assert libs[1].calls == []  # one already at one thread is left alone
+    with pytest.raises(ValueError, match="boom"):  # restored when a part fails, too
+        parallel.parallel_parts(lambda i, a, b: (_ for _ in ()).throw(ValueError("boom")),
+                                [(0, 1), (1, 2)])
+    assert [lib.n for lib in libs] == [2, 1, 4]
+    libs[0].calls.clear()  # one part too: the bits must not depend on the split
+    assert parallel.parallel_parts(lambda i, a, b: libs[0].n, [(0, 2)]) == [1]
+    assert libs[0].calls == [1, 2]
+
+
+def test_matmul_holds_small_products_on_one_blas_thread(monkeypatch):
+    lib = FakeBlas(2)
+    monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])
+    rng = np.random.default_rng(0)
+    small = (rng.standard_normal((8, 5)), rng.standard_normal((5, 3)))
+    k = parallel.SMALL_PRODUCT // (64 * 32)  # 64 × k × 32 = SMALL_PRODUCT: not small
+    big = (rng.standard_normal((64, k)), rng.standard_normal((k, 32)))
+    np.testing.assert_array_equal(parallel.matmul(*small), small[0] @ small[1])
+    assert lib.calls == [1, 2] and lib.n == 2
+    lib.calls.clear()
+    np.testing.assert_array_equal(parallel.matmul(*big), big[0] @ big[1])
+    assert lib.calls == []
+    ones = np.ones(7)
+    np.testing.assert_array_equal(parallel.matmul(ones, small[0][:7]), ones @ small[0][:7])
+    assert lib.calls == [1, 2]
+
+
+def test_nothing_is_left_changed_in_the_real_blas():
+    blas = ThreadpoolController().select(user_api="blas")
+    with blas.limit(limits=2):
+        before = [lib.get_num_threads() for lib in blas.lib_controllers]
+        parallel.parallel_parts(lambda i, a, b: np.ones((4, 4)) @ np.ones((4, 4)),
+                                [(0, 1), (1, 2)])
+        parallel.matmul(np.ones((4, 4)), np.ones((4, 4)))
+        assert [lib.get_num_threads() for lib in blas.lib_controllers] == before
 
 
 def test_threads_setting_is_checked(monkeypatch):

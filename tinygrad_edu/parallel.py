@@ -10,21 +10,24 @@ or returning partial sums.  The callers cut their work into units whose bounds d
 the shapes only (chunks of images, blocks of rows), give each part whole units, and add
 the units' sums in unit order: the bits are the same for any number of parts.
 
-**Only when the BLAS runs one thread.**  The splitting is for processes whose BLAS is
-single-threaded -- ``tinygrad-edu train`` (its ``--threads`` is 1 by default),
-``OPENBLAS_NUM_THREADS=1``, ``runtime.set_blas_threads(1)`` --: the parts' matrix products
-then run on the cores of the parts.  With a multi-threaded BLAS (numpy's default) nothing is
-split, because two thread pools slow each other down: after each product, OpenBLAS's
-workers spin for about 0.1 s waiting for the next (measured: 10-11 ticks of CPU time in a
-0.2-1 s sleep after a product), so threads of ours would share the cores with spinning
-ones.  Measured on the MNIST CNN (2 cores, one training step, batch 128): 37 ms with the
-BLAS at 2 threads and no splitting, 30-34 ms with the BLAS at one thread and 2 parts, and
-52 ms with both (the BLAS held at one thread inside the parts, two outside).
+**The BLAS at one thread meanwhile.**  numpy's OpenBLAS has threads of its own, and two
+thread pools slow each other down: after each multi-threaded product OpenBLAS's workers spin
+for about 0.1 s waiting for the next (measured: 10-11 ticks of CPU time in a 0.2-1 s sleep
+after a product), so our parts would share the cores with spinning threads (MNIST CNN, 2
+cores, batch 128: 52 ms a step so, 30-34 ms with the BLAS at one thread).  So while parts
+run -- and when the work is one part, so that the bits never depend on the split -- the
+BLAS is held at one thread (:class:`one_blas_thread`: two C calls, ~2 µs), and
+:func:`matmul` -- the products of ``linear`` and the column sums -- keeps *small* products
+on one thread too: a second thread saves them a few µs, but wakes OpenBLAS's workers to spin
+beside the next op's parts.  Big products (an MLP's 784×256 layer) keep the BLAS's threads.
+Nothing is left changed: each call restores the BLAS's own count.
 
 **How many parts.**  ``TINYGRAD_EDU_THREADS`` when set, or :func:`set_threads`; else the
-cores this process may run on when the BLAS has one thread, and 1 otherwise.  Work too small
-to pay for a thread hand-off (tens of µs) is not split, and a part never splits again.  The
-worker threads start on the first split, not on import.
+cores this process may run on.  Work too small to pay for a thread hand-off (~70 µs on a
+2-core VM: a sleeping thread's wake-up) is not split, and a part never splits again.  The
+worker threads start on the first split, not on import.  The parts take whole units of
+fixed bounds and run their products on one BLAS thread, so the ops give the same bits for
+any number of parts and any BLAS setting.
 
 A plain numpy helper at the bottom of the import order: it knows nothing of nodes.
 """
@@ -38,10 +41,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "MIN_PART_BYTES", "THREADS_ENV_VAR", "parallel_parts", "parts", "set_threads", "threads",
+    "MIN_PART_BYTES", "SMALL_PRODUCT", "THREADS_ENV_VAR", "matmul", "one_blas_thread",
+    "parallel_parts", "parts", "set_threads", "threads",
 ]
 
 #: Set to the number of threads the array ops may split their work over (``1``: never).
@@ -74,10 +79,7 @@ _blas: list[Any] = []  # [threadpoolctl's BLAS controllers], found on first use
 
 def threads() -> int:
     """How many parts the array ops split big work into now (see the module docstring)."""
-    if _chosen[0] is not None:
-        return _chosen[0]
-    counts = [lib.get_num_threads() for lib in _blas_libraries()]
-    return _cores() if max(counts, default=1) == 1 else 1
+    return _cores() if _chosen[0] is None else _chosen[0]
 
 
 def set_threads(n: int | None) -> None:
@@ -110,14 +112,16 @@ def parallel_parts(work: Callable[[int, int, int], Any],
     """``[work(i, start, stop) for i, (start, stop) in enumerate(ranges)]``, the parts run
     at the same time: part 0 in the calling thread, the others in worker threads.  ``i`` is the part's number (for per-part buffers).  An
     exception in any part is raised here, after every part has finished."""
-    if len(ranges) == 1:
-        return [work(0, *ranges[0])]
-    pool = _worker_pool(len(ranges) - 1)
-    futures = [pool.submit(_as_part, work, i, a, b) for i, (a, b) in enumerate(ranges[1:], 1)]
-    try:
-        first = _as_part(work, 0, *ranges[0])
-    finally:
-        wait(futures)  # every part has finished, even when one failed
+    with one_blas_thread():  # the cores are the parts' (see the module docstring)
+        if len(ranges) == 1:
+            return [work(0, *ranges[0])]
+        pool = _worker_pool(len(ranges) - 1)
+        futures = [pool.submit(_as_part, work, i, a, b)
+                   for i, (a, b) in enumerate(ranges[1:], 1)]
+        try:
+            first = _as_part(work, 0, *ranges[0])
+        finally:
+            wait(futures)  # every part has finished, even when one failed
     return [first, *(f.result() for f in futures)]  # a worker's error is raised here
 
 
@@ -150,3 +154,34 @@ def _blas_libraries() -> list[Any]:
     if not _blas:
         _blas.append(ThreadpoolController().select(user_api="blas").lib_controllers)
     return _blas[0]
+
+
+class one_blas_thread:  # lower case: used like a function, ``with one_blas_thread():``
+    """Hold the loaded BLAS libraries at one thread inside the ``with`` block, then give
+    each back the count it had (nested blocks, and a BLAS already at one, change nothing)."""
+
+    __slots__ = ("_held",)
+
+    def __enter__(self) -> None:
+        self._held = [(lib, n) for lib in _blas_libraries() if (n := lib.get_num_threads()) > 1]
+        for lib, _ in self._held:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, n in self._held:
+            lib.set_num_threads(n)
+
+
+#: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`): about
+#: 25 µs of one core, where a second thread saves under 10 µs (1M: 27 against 20 µs).
+SMALL_PRODUCT = 1 << 21
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D (or, for ``b``, 1-D) arrays; a product smaller than
+    :data:`SMALL_PRODUCT` multiply-adds on one BLAS thread, so that it does not set
+    OpenBLAS's workers spinning beside the parts of the ops around it."""
+    if a.size * (b.shape[1] if b.ndim == 2 else 1) >= SMALL_PRODUCT:  # m·k·n
+        return a @ b
+    with one_blas_thread():
+        return a @ b

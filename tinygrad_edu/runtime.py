@@ -9,11 +9,12 @@ library as a notebook runs it).
 **BLAS threads.**  numpy's matrix products run in its BLAS (OpenBLAS in the numpy wheels).
 On a machine whose cores are shared, multi-threaded OpenBLAS spins while it waits and
 becomes several times *slower* (measured: 7x for the CNN with 2 threads on 2 busy cores).
-With one BLAS thread the convolution and pooling ops split their batch over the cores
-themselves (:mod:`tinygrad_edu.parallel`; threads that wait without spinning), which on 2
-quiet cores is also faster for the CNN than OpenBLAS's own threads (1.14x, benchmarks/cnn.py).
-One BLAS thread also gives the same bits whatever the machine's core count: the parts take
-whole units of fixed bounds and their sums are added in a fixed order.
+The convolution and pooling ops split their batch over the cores themselves, whatever this
+setting, holding the BLAS at one thread while they run (:mod:`tinygrad_edu.parallel`;
+threads that wait without spinning), so the setting matters for the other products: the
+linear layers' big ones.  The ops' bits do not depend on it, nor on the core count: the
+parts take whole units of fixed bounds, run their products on one BLAS thread, and their
+sums are added in a fixed order.
 :func:`set_blas_threads` and :func:`blas_threads` go through ``threadpoolctl``, which finds
 the BLAS libraries loaded in the process (OpenBLAS, MKL, BLIS, FlexiBLAS) on Linux, macOS
 and Windows.

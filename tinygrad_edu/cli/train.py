@@ -360,10 +360,11 @@ def _add_train_parser(subparsers: Any) -> None:
     p.add_argument("--limit", type=positive_int, metavar="N", default=None,
                    help="train on the first N images only (quick runs)")
     p.add_argument("--threads", type=non_negative_int, metavar="N", default=1,
-                   help="BLAS threads for numpy's matrix products, at most the available "
-                        "cores; with 1 the convolution and pooling ops split their batch over "
-                        "the cores themselves, fastest for the CNN and when the cores are "
-                        "shared; 0 keeps the library's default (default: 1)")
+                   help="BLAS threads for numpy's matrix products (the linear layers' big "
+                        "ones), at most the available cores; 1 is fastest when the cores are "
+                        "shared (the convolution and pooling ops split their batch over the "
+                        "cores themselves either way); 0 keeps the library's default "
+                        "(default: 1)")
     p.add_argument("--detect-anomaly", action="store_true",
                    help="stop at the first op whose result or gradient is NaN/inf, naming it "
                         "and where it was made (several times slower)")

@@ -17,6 +17,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from ..parallel import matmul
 from ..registry import tensor_op
 from ..tensor import Tensor
 from . import init as _init
@@ -44,7 +45,7 @@ class linear:
         if x.shape[-1:] != w.shape[1:]:
             raise ShapeError("linear", f"expected input (..., {w.shape[1]}), got {x.shape}")
         x = x.astype(w.dtype, copy=False)  # the layer's dtype (float64 batch, float32 model)
-        y = x @ w.T
+        y = matmul(x, w.T)  # x @ Wᵀ (small products on one BLAS thread: see parallel.py)
         if b is not None:
             y += b
         return y, None
@@ -53,7 +54,7 @@ class linear:
         parents = node.parents
         x, w = parents[0], parents[1]
         g2 = _rows(g)
-        gx = (g @ w.data).astype(x.data.dtype, copy=False) if x.requires_grad else None
+        gx = matmul(g, w.data).astype(x.data.dtype, copy=False) if x.requires_grad else None
         gw = _weight_grad(x.data.astype(w.data.dtype, copy=False), g2) if w.requires_grad else None
         if len(parents) == 2:
             return gx, gw
@@ -178,4 +179,4 @@ def _rows(a: np.ndarray) -> np.ndarray:
 
 def _weight_grad(x: np.ndarray, g2: np.ndarray) -> np.ndarray:
     """∂W = Gᵀ x, computed as (xᵀ G)ᵀ so the result is in the weight's memory order."""
-    return (_rows(x).T @ g2).T
+    return matmul(_rows(x).T, g2).T
