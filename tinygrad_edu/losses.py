@@ -65,12 +65,15 @@ def _labels(labels: Any, logits_shape: tuple, name: str = "cross_entropy") -> np
     return y
 
 
-@tensor_op(f="L = −(1/N) Σₙ Σ_c qₙ_c log softmax(xₙ)_c,  q = (1 − ε)·onehot(y) + ε/C",
-           grads=("∂x = (softmax(x) − q) / N",), category="loss",
+@tensor_op(f="L = −(1/N) Σₙ log softmax(xₙ)[yₙ]", grads=("∂x = (softmax(x) − onehot(y)) / N",),
+           category="loss",
            params={"labels": None, "label_smoothing": 0.0}, symbol="CE", name="cross_entropy")
 class _cross_entropy:
-    """Mean cross-entropy of integer labels, computed from logits (fused log-softmax + NLL);
-    with ε = ``label_smoothing`` > 0 the target is q = (1 − ε)·onehot(y) + ε/C."""
+    """Mean cross-entropy of integer labels, computed from logits (fused log-softmax + NLL).
+
+    With ε = ``label_smoothing`` > 0 the target onehot(y) becomes q = (1 − ε)·onehot(y) + ε/C
+    in both formulas: L = −(1/N) Σₙ Σ_c qₙ_c log softmax(xₙ)_c, ∂x = (softmax(x) − q) / N.
+    """
 
     def forward(x, labels, label_smoothing=0.0):  # ctx: the labels, N·∂L/∂x = softmax − q, ε
         n, c = x.shape
