@@ -237,3 +237,26 @@ def test_conv_in_chunks_of_one_image(monkeypatch, stride, padding):
     for t, g in zip((x, w, b), whole):
         np.testing.assert_allclose(t.grad, g, rtol=1e-12, atol=1e-13)
     assert gradcheck(fn, [x, w, b])
+
+
+@pytest.mark.parametrize("channels", [1, 3])  # the kept-matrix path and the chunked one
+@pytest.mark.parametrize("frozen", ["w", "b", "x"])
+def test_conv_bias_in_the_product_with_some_inputs_frozen(channels, frozen):
+    """The bias rides in the patch product as a column of ones, and ∂b comes out as the last
+    row of ∂W's product: each gradient is the same when another input needs none."""
+    rng = np.random.default_rng(7)
+    arrays = {"x": rng.standard_normal((2, channels, 6, 5)),
+              "w": rng.standard_normal((4, channels, 3, 3)), "b": rng.standard_normal(4)}
+    r = rng.standard_normal((2, 4, 6, 5))
+
+    def grads(frozen_name):
+        ts = {k: Tensor(v, requires_grad=k != frozen_name) for k, v in arrays.items()}
+        (F.conv2d(ts["x"], ts["w"], ts["b"], padding=1) * Tensor(r)).sum().backward()
+        return {k: t.grad for k, t in ts.items()}
+
+    every, some = grads(None), grads(frozen)
+    assert some[frozen] is None
+    for k in arrays:
+        if k != frozen:
+            np.testing.assert_allclose(some[k], every[k], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(every["b"], r.sum(axis=(0, 2, 3)), rtol=1e-13)  # ∂b = Σ G

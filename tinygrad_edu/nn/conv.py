@@ -125,7 +125,8 @@ class conv2d:
         n, _, ho, wo = g.shape
         g2 = g.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # G as (N·H'·W', O)
         need_b = len(parents) == 3 and parents[2].requires_grad
-        gw, gb = _patch_t_product(saved, g2, kh, kw, sh, sw, w.requires_grad, need_b)
+        gw, gb = _patch_t_product(saved, g2, kh, kw, sh, sw, w.requires_grad, need_b,
+                                  ones=len(parents) == 3)
         if gw is not None:  # ∂W_mat = X_colᵀ G, back to (O, C, kh, kw)
             gw = np.ascontiguousarray(gw.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
         gx = None
@@ -209,7 +210,8 @@ class Conv2d(Module):
 # Everything below is about memory layout, not about the math above: the strided patch
 # view (shared with pooling), the NHWC padding, im2col in cache-sized chunks fused with
 # their GEMM (with its own path for one input channel), col2im as kh·kw GEMMs onto strided
-# windows, and column sums by einsum.  Big arrays come from ``tinygrad_edu.workspace``.
+# windows, and a bias as a column of ones in the products.  Big arrays come from
+# ``tinygrad_edu.workspace``.
 # See docs/performance.md for the measurements.
 def patches(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
     """The (N, H', W', kh, kw, C) view of every receptive field of xp (N, Hp, Wp, C): no
@@ -307,6 +309,10 @@ def _patch_product(xp: np.ndarray, wmat: np.ndarray, out: np.ndarray, kh: int, k
     matrix; returns what ∂W needs (see :func:`_patch_t_product`).  Chunks of images are
     split over the cores (``tinygrad_edu.parallel``), each writing its own rows of out.
 
+    A bias rides in the product: X_col W_mat + b = [X_col 1] [W_mat; b], one more column of
+    ones and one more weight row, so no pass over out adds it (MNIST's first layer: 0.8 ms a
+    step saved), and the backward's [X_col 1]ᵀ G gives ∂b as its last row.
+
     With several input channels X_col is never stored: each chunk's rows are copied into a
     small buffer and multiplied while still in the cache, and xp is returned (∂W copies the
     chunks again).  With one input channel (the first layer) the rows would be only kw
@@ -317,30 +323,34 @@ def _patch_product(xp: np.ndarray, wmat: np.ndarray, out: np.ndarray, kh: int, k
     n, ho, wo, _, _, c = win.shape
     rows = ho * wo
     per_image = rows * kh * kw * c * win.itemsize
+    ones = bias is not None
+    if ones:
+        wmat = np.concatenate([wmat, bias.reshape(1, -1).astype(wmat.dtype, copy=False)])
     cols_t = None
     if c == 1:  # its matrix is kept whole, so its chunks are only the GEMMs' row blocks:
         # smaller ones (13 images for MNIST, not 53) balance the parts better
-        cols_t = workspace("conv2d.cols_t", (kh, kw, n, ho, wo), xp.dtype)
+        cols_t = workspace("conv2d.cols_t", (kh * kw + ones, n * rows), xp.dtype)
+        if ones:
+            cols_t[-1] = 1
     chunks = _chunks(n, per_image, _CHUNK_BYTES // 4 if c == 1 else None)
 
     def product(i: int, mine: list) -> list:
-        for n0, n1, cols in _patch_rows(win, mine, cols_t, f"conv2d.chunk{i}"):
-            block = out[n0 * rows:n1 * rows]
-            np.matmul(cols, wmat, out=block)
-            if bias is not None:
-                block += bias
+        for n0, n1, cols in _patch_rows(win, mine, cols_t, f"conv2d.chunk{i}", ones):
+            np.matmul(cols, wmat, out=out[n0 * rows:n1 * rows])
         return []
 
     _in_units(chunks, per_image * (chunks[0][1] - chunks[0][0]), product)
-    return xp if cols_t is None else cols_t.reshape(kh * kw, n * rows).T
+    return xp if cols_t is None else cols_t.T
 
 
 def _patch_t_product(saved: np.ndarray, g2: np.ndarray, kh: int, kw: int, sh: int, sw: int,
-                     weight: bool = True, bias: bool = False) -> tuple:
+                     weight: bool = True, bias: bool = False, ones: bool = False) -> tuple:
     """(X_colᵀ G (kh·kw·C, O) if ``weight``, Σ rows of G (O,) if ``bias``), from what
     :func:`_patch_product` returned: the patch matrix itself (one channel: taken a block of
     ``_ROW_BLOCK`` rows at a time), or xp, whose patch rows are copied again chunk by chunk.
-    Each unit gives its own sums; they are added in unit order."""
+    Each unit gives its own sums; they are added in unit order.  ``ones``: the forward had
+    a bias, so the patch rows carry a column of ones and [X_col 1]ᵀ G holds ∂b as its last
+    row (when the weight's gradient is wanted too)."""
     if not (weight or bias):
         return None, None
     if saved.ndim == 2:
@@ -355,41 +365,53 @@ def _patch_t_product(saved: np.ndarray, g2: np.ndarray, kh: int, kw: int, sh: in
         units = _chunks(win.shape[0], per_image)
         unit_bytes = per_image * (units[0][1] - units[0][0])
 
+    sums_b = bias and not (weight and ones)  # else ∂b is the product's last row
+
     def sums(i: int, mine: list) -> list:
         if weight and win is not None:
-            blocks = _patch_rows(win, mine, None, f"conv2d.chunk{i}")
+            blocks = _patch_rows(win, mine, None, f"conv2d.chunk{i}", ones)
         else:  # the kept matrix's rows (or, for ∂b alone, no patches at all)
             blocks = ((n0, n1, saved[n0:n1] if win is None else None) for n0, n1 in mine)
         found = []
         for n0, n1, cols in blocks:
             g_rows = g2[n0 * rows:n1 * rows]
             found.append((cols.T @ g_rows if weight else None,
-                          column_sums(g_rows) if bias else None))
+                          column_sums(g_rows) if sums_b else None))
         return found
 
     found = _in_units(units, unit_bytes, sums)
-    return (_ordered_sum([w for w, _ in found]) if weight else None,
-            _ordered_sum([b for _, b in found]) if bias else None)
+    gw = _ordered_sum([w for w, _ in found]) if weight else None
+    if weight and ones:  # [X_col 1]ᵀ G: ∂W on top, ∂b the last row
+        return gw[:-1], (gw[-1].copy() if bias else None)
+    return gw, (_ordered_sum([b for _, b in found]) if bias else None)
 
 
-def _patch_rows(win: np.ndarray, chunks: list, cols_t: np.ndarray | None, tag: str):
+def _patch_rows(win: np.ndarray, chunks: list, cols_t: np.ndarray | None, tag: str,
+                ones: bool = False):
     """``(n0, n1, X_col rows of images n0..n1)`` for each chunk of the patch view ``win``
     (N, H', W', kh, kw, C): copied into one reused buffer (valid until the next chunk), or,
-    with ``cols_t`` (one input channel), written into its columns and read from there."""
-    n, ho, wo, kh, kw, c = win.shape
+    with ``cols_t`` (one input channel; (kh·kw [+ 1], N·H'·W')), written into its rows and
+    read from there.  ``ones``: the rows end with a column of ones (a bias in the product;
+    cols_t's last row is already ones)."""
+    _, ho, wo, kh, kw, c = win.shape
+    rows = ho * wo
     if cols_t is not None:
-        cols = cols_t.reshape(kh * kw, n * ho * wo).T  # BLAS takes the Fortran order as well
+        cols = cols_t.T  # BLAS takes the Fortran order as well
         for n0, n1 in chunks:
             for u in range(kh):
                 for v in range(kw):
-                    cols_t[u, v, n0:n1] = win[n0:n1, :, :, u, v, 0]
-            yield n0, n1, cols[n0 * ho * wo:n1 * ho * wo]
+                    target = cols_t[u * kw + v, n0 * rows:n1 * rows]
+                    target.reshape(n1 - n0, ho, wo)[...] = win[n0:n1, :, :, u, v, 0]
+            yield n0, n1, cols[n0 * rows:n1 * rows]
         return
     most = max(n1 - n0 for n0, n1 in chunks)
-    buf = workspace(tag, (most * ho * wo, kh * kw * c), win.dtype)
+    k = kh * kw * c
+    buf = workspace(tag, (most * rows, k + ones), win.dtype)
     for n0, n1 in chunks:
-        cols = buf[:(n1 - n0) * ho * wo]
-        np.copyto(cols.reshape((n1 - n0,) + win.shape[1:]), win[n0:n1])
+        cols = buf[:(n1 - n0) * rows]
+        np.copyto(cols[:, :k].reshape((n1 - n0,) + win.shape[1:]), win[n0:n1])
+        if ones:
+            cols[:, k] = 1
         yield n0, n1, cols
 
 
