@@ -165,7 +165,7 @@ def test_matmul_holds_small_products_on_one_blas_thread(monkeypatch):
     lib = FakeBlas(2)
     monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])
     rng = np.random.default_rng(0)
-    small = (rng.standard_normal((8, 5)), rng.standard_normal((5, 3)))
+    small = (rng.standard_normal((64, 80)), rng.standard_normal((80, 64)))  # 327,680
     k = parallel.SMALL_PRODUCT // (64 * 32)  # 64 × k × 32 = SMALL_PRODUCT: not small
     big = (rng.standard_normal((64, k)), rng.standard_normal((k, 32)))
     np.testing.assert_array_equal(parallel.matmul(*small), small[0] @ small[1])
@@ -173,9 +173,14 @@ def test_matmul_holds_small_products_on_one_blas_thread(monkeypatch):
     lib.calls.clear()
     np.testing.assert_array_equal(parallel.matmul(*big), big[0] @ big[1])
     assert lib.calls == []
-    ones = np.ones(7)
-    np.testing.assert_array_equal(parallel.matmul(ones, small[0][:7]), ones @ small[0][:7])
+    ones, rows = np.ones(200), rng.standard_normal((200, 80))  # 16,000: OpenBLAS would thread
+    np.testing.assert_array_equal(parallel.matmul(ones, rows), ones @ rows)
     assert lib.calls == [1, 2]
+    lib.calls.clear()  # tiny: OpenBLAS keeps to one thread by itself, no hold
+    tiny = (rng.standard_normal((8, 5)), rng.standard_normal((5, 3)))
+    np.testing.assert_array_equal(parallel.matmul(*tiny), tiny[0] @ tiny[1])
+    np.testing.assert_array_equal(parallel.matmul(np.ones(8), tiny[0]), np.ones(8) @ tiny[0])
+    assert lib.calls == []
 
 
 def test_nothing_is_left_changed_in_the_real_blas():

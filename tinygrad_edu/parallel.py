@@ -175,13 +175,19 @@ class one_blas_thread:  # lower case: used like a function, ``with one_blas_thre
 #: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`): about
 #: 25 µs of one core, where a second thread saves under 10 µs (1M: 27 against 20 µs).
 SMALL_PRODUCT = 1 << 21
+#: Below these OpenBLAS itself uses one thread (its interface/gemm.c and gemv.c thresholds:
+#: 65,536 · 4 multiply-adds for a matrix product, 2,304 · 4 for matrix × vector), so no
+#: hold is needed: a tiny network's products skip its ~3 µs.
+_ALONE_GEMM, _ALONE_GEMV = 1 << 18, 9216
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for 2-D (or, for ``b``, 1-D) arrays; a product smaller than
+    """``a @ b`` for 2-D (or one 1-D) arrays; a product smaller than
     :data:`SMALL_PRODUCT` multiply-adds on one BLAS thread, so that it does not set
     OpenBLAS's workers spinning beside the parts of the ops around it."""
-    if a.size * (b.shape[1] if b.ndim == 2 else 1) >= SMALL_PRODUCT:  # m·k·n
+    macs = a.size * (b.shape[1] if b.ndim == 2 else 1)  # m·k·n
+    alone = _ALONE_GEMM if a.ndim == b.ndim == 2 else _ALONE_GEMV
+    if macs >= SMALL_PRODUCT or macs < alone:
         return a @ b
     with one_blas_thread():
         return a @ b
