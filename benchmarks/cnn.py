@@ -4,7 +4,9 @@ The library as a notebook user runs it: ``build_model("cnn")`` with its default 
 ``optim.Adam``, no process-wide setting (no malloc tuning; BLAS and PyTorch at their
 default threads).  PyTorch builds the same config.  The base CNN: conv5x5(1→16, pad 2) →
 ReLU → maxpool2 → conv5x5(16→32, pad 2) → ReLU → maxpool2 → linear(1568→10), softmax
-cross-entropy, Adam (lr 1e-3), batch 128, float32.
+cross-entropy, Adam (lr 1e-3), batch 128, float32.  ``build_model`` pools before each ReLU
+(``models.POOL_FIRST``: the same function, on a quarter of the numbers); PyTorch and the floor
+apply the ReLU first, as the textbook writes it.
 The floor is the same net written directly in numpy, laid out for speed: channels-last
 (NHWC) activations, im2col by a strided view plus one copy, one GEMM per convolution,
 pooling as the maximum of the four strided corners of each 2×2 window, col2im as kh·kw
