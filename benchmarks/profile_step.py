@@ -11,6 +11,11 @@ bound.
     python benchmarks/profile_step.py --model cnn   # 20 CNN steps
     python benchmarks/profile_step.py --gemm        # the physical bound: GEMM FLOP/s, and
                                                     # what a training step achieves
+    python benchmarks/profile_step.py --model cnn --ops   # wall time per op, threads included
+
+cProfile sees only the calling thread, and the conv and pooling ops run their parts in
+worker threads too (``tinygrad_edu.parallel``); ``--ops`` times each tensor op's forward and
+backward by the wall clock instead (its nested helpers are not split out).
 """
 
 from __future__ import annotations
@@ -132,6 +137,54 @@ def gemm_bound(args: argparse.Namespace) -> None:
     print("BOUND: a step's GFLOP/s counts only its matrix products, over its whole time")
 
 
+def op_times(args: argparse.Namespace) -> None:
+    """Wall ms per step in each registry tensor op's forward and backward (the conv and
+    pooling ops' worker threads included), and what is left: the elementwise ops, the
+    optimizer and the engine."""
+    import time
+
+    from tinygrad_edu.registry import REGISTRY
+
+    steps = args.steps or (3 if args.quick else 40)
+    print_header(f"Wall time per op over {steps} {args.model.upper()} training steps, batch 128",
+                 args.quick)
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(fn, label: str):
+        def run(*a, **k):
+            start = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[label] += time.perf_counter() - start
+        return run
+
+    originals = []
+    for op in REGISTRY.values():
+        if op.kind == "tensor":
+            originals.append((op, op.forward, op._backward))
+            op.forward = timed(op.forward, f"{op.name} forward")
+            op._backward = timed(op._backward, f"{op.name} backward")
+    try:
+        step, _, _ = step_function(args.model, 128)
+        step()  # warm-up
+        spent.clear()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = time.perf_counter() - start
+    finally:
+        for op, forward, backward in originals:
+            op.forward, op._backward = forward, backward
+    rows = [[label, f"{sec / steps * 1e3:.2f}", f"{sec / total:.1%}"]
+            for label, sec in sorted(spent.items(), key=lambda kv: -kv[1]) if sec > 0]
+    rest = total - sum(spent.values())
+    rows.append(["the rest: elementwise ops, optimizer, engine", f"{rest / steps * 1e3:.2f}",
+                 f"{rest / total:.1%}"])
+    print_table(["op", "ms/step", "share"], rows)
+    print(f"OPS total {total / steps * 1e3:.2f} ms/step (wall)")
+
+
 def _seconds(fn, clock) -> float:
     start = clock()
     fn()
@@ -145,9 +198,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few steps only")
     parser.add_argument("--gemm", action="store_true",
                         help="GEMM FLOP/s of the machine and of a training step instead")
+    parser.add_argument("--ops", action="store_true",
+                        help="wall time per op (threads included) instead of cProfile")
     args = parser.parse_args()
     if args.gemm:
         gemm_bound(args)
+        return
+    if args.ops:
+        op_times(args)
         return
     steps = args.steps or (3 if args.quick else (20 if args.model == "cnn" else 100))
     print_header(f"Profile of {steps} {args.model.upper()} training steps, batch 128", args.quick)

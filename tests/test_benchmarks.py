@@ -180,3 +180,17 @@ def test_profile_step_gemm_bound_counts_the_step_flops() -> None:
     assert "kernel" in proc.stdout and "| float64 |" in proc.stdout
     assert "CNN training step (2,099 MFLOP of GEMMs" in proc.stdout
     assert "BOUND:" in proc.stdout
+
+
+def test_profile_step_ops_times_each_op_with_its_threads() -> None:
+    """``profile_step.py --ops`` times the CNN's tensor ops by the wall clock (the conv and
+    pooling ops' worker threads included): a row per op, the rest, the total."""
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "profile_step.py"), "--model",
+                           "cnn", "--ops", "--quick"], check=False, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for row in ("conv2d backward |", "conv2d forward |", "max_pool2d forward |",
+                "the rest: elementwise ops, optimizer, engine |"):
+        assert row in out, out
+    assert "OPS total" in out
