@@ -31,6 +31,7 @@ from _common import mnist_or_synthetic, print_header, print_table
 
 GROUPS = (  # (label, path fragment), first match wins
     ("layer ops: numpy/BLAS inside nn/", "tinygrad_edu/nn/"),
+    ("layer ops: numpy/BLAS inside nn/", "tinygrad_edu/parallel.py"),  # their products
     ("loss (fused cross-entropy)", "tinygrad_edu/losses.py"),
     ("optimizer array updates", "tinygrad_edu/optim.py"),
     ("graph engine (autograd, registry, tensor, activations): Python + small numpy calls",
