@@ -161,6 +161,40 @@ def test_parts_run_with_the_blas_at_one_thread_then_give_it_back(monkeypatch):
     assert libs[0].calls == [1, 2]
 
 
+def test_holds_overlapping_in_two_threads_give_the_count_back_only_at_the_end(monkeypatch):
+    """Thread A holds, B holds, A leaves: B's products must still see one thread; the count
+    comes back when B leaves (the last one out), not when A does."""
+    lib = FakeBlas(2)
+    monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def thread_a():
+        with parallel.one_blas_thread():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def thread_b():
+        a_in.wait(5)
+        with parallel.one_blas_thread():
+            b_in.set()
+            a_out.wait(5)
+            seen["inside after A left"] = lib.n
+        seen["after B left"] = lib.n
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"inside after A left": 1, "after B left": 2}
+    assert lib.calls == [1, 2]
+    with parallel.one_blas_thread(), parallel.one_blas_thread():  # nested in one thread
+        assert lib.n == 1
+    assert lib.n == 2
+
+
 def test_matmul_holds_small_products_on_one_blas_thread(monkeypatch):
     lib = FakeBlas(2)
     monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])

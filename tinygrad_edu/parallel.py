@@ -158,18 +158,32 @@ def _blas_libraries() -> list[Any]:
 
 class one_blas_thread:  # lower case: used like a function, ``with one_blas_thread():``
     """Hold the loaded BLAS libraries at one thread inside the ``with`` block, then give
-    each back the count it had (nested blocks, and a BLAS already at one, change nothing)."""
+    each back the count it had.  Holds may nest and overlap across threads: the first one
+    in sets one thread, the last one out gives the counts back (a BLAS already at one is
+    left alone)."""
 
-    __slots__ = ("_held",)
+    __slots__ = ()
 
     def __enter__(self) -> None:
-        self._held = [(lib, n) for lib in _blas_libraries() if (n := lib.get_num_threads()) > 1]
-        for lib, _ in self._held:
-            lib.set_num_threads(1)
+        with _hold_lock:
+            if _hold[0] == 0:
+                _hold[1] = [(lib, n) for lib in _blas_libraries()
+                            if (n := lib.get_num_threads()) > 1]
+                for lib, _ in _hold[1]:
+                    lib.set_num_threads(1)
+            _hold[0] += 1
 
     def __exit__(self, *exc: object) -> None:
-        for lib, n in self._held:
-            lib.set_num_threads(n)
+        with _hold_lock:
+            _hold[0] -= 1
+            if _hold[0] == 0:
+                for lib, n in _hold[1]:
+                    lib.set_num_threads(n)
+                _hold[1] = []
+
+
+_hold: list[Any] = [0, []]  # [holds open now, [(BLAS library, its own count)] to give back]
+_hold_lock = threading.Lock()
 
 
 #: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`): about
