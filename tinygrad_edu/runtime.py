@@ -40,7 +40,7 @@ import ctypes.util
 import os
 import sys
 
-from threadpoolctl import ThreadpoolController
+from .parallel import _blas_libraries  # threadpoolctl's BLAS controllers, found once
 
 __all__ = [
     "KEEP_MEMORY_ENV_VAR",
@@ -62,27 +62,22 @@ _M_MMAP_MAX = -4
 # --------------------------------------------------------------------------- BLAS threads
 
 
-def _blas() -> ThreadpoolController:
-    """A controller of the BLAS libraries loaded in the process now (maybe none)."""
-    return ThreadpoolController().select(user_api="blas")
-
-
 def set_blas_threads(threads: int) -> bool:
     """Limit the threads of the loaded BLAS (numpy's OpenBLAS) to ``threads``.
 
     Returns False, changing nothing, when no BLAS library ``threadpoolctl`` knows is loaded.
+    (The libraries are the ones :mod:`tinygrad_edu.parallel` found, once, on first use.)
     """
-    blas = _blas()
-    if not blas.info():
-        return False
-    blas.limit(limits=threads)  # applied now; kept, since the limiter is never restored
-    return True
+    libraries = _blas_libraries()
+    for library in libraries:
+        library.set_num_threads(threads)
+    return bool(libraries)
 
 
 def blas_threads() -> int | None:
     """How many threads the loaded BLAS uses now (the first library's count; None if none)."""
-    info = _blas().info()
-    return int(info[0]["num_threads"]) if info else None
+    libraries = _blas_libraries()
+    return int(libraries[0].get_num_threads()) if libraries else None
 
 
 # --------------------------------------------------------------------------- allocator
