@@ -1,9 +1,9 @@
 """tinygrad_edu.parallel: the batch split over threads gives what one pass gives.
 
 The conv and pooling ops split their images into parts run in threads (one per core, unless
-TINYGRAD_EDU_THREADS or set_threads says otherwise; the BLAS held at one thread meanwhile).  Here the
-split is forced on small inputs (MIN_PART_BYTES = 1) and compared with the unsplit result:
-the parts take whole units of fixed bounds, so the bits must be the same.
+TINYGRAD_EDU_THREADS or set_threads says otherwise; the BLAS held at one thread meanwhile).
+Here the split is forced on small inputs (MIN_PART_BYTES = 1) and compared with the unsplit
+result: the parts take whole units of fixed bounds, so the bits must be the same.
 """
 
 from __future__ import annotations

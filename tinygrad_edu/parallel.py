@@ -110,8 +110,10 @@ def parts(n: int, bytes_per_row: int) -> list[tuple[int, int]]:
 def parallel_parts(work: Callable[[int, int, int], Any],
                    ranges: list[tuple[int, int]]) -> list[Any]:
     """``[work(i, start, stop) for i, (start, stop) in enumerate(ranges)]``, the parts run
-    at the same time: part 0 in the calling thread, the others in worker threads.  ``i`` is the part's number (for per-part buffers).  An
-    exception in any part is raised here, after every part has finished."""
+    at the same time: part 0 in the calling thread, the others in worker threads.  ``i`` is
+    the part's number (for per-part buffers).  The BLAS is held at one thread throughout,
+    one part or several (:class:`one_blas_thread`).  An exception in any part is raised
+    here, after every part has finished."""
     with one_blas_thread():  # the cores are the parts' (see the module docstring)
         if len(ranges) == 1:
             return [work(0, *ranges[0])]
