@@ -225,6 +225,9 @@ def test_nothing_is_left_changed_in_the_real_blas():
                                 [(0, 1), (1, 2)])
         parallel.matmul(np.ones((4, 4)), np.ones((4, 4)))
         assert [lib.get_num_threads() for lib in blas.lib_controllers] == before
+        with parallel.one_blas_thread():  # the direct C calls reach the real library
+            assert [lib.get_num_threads() for lib in blas.lib_controllers] == [1] * len(before)
+        assert [lib.get_num_threads() for lib in blas.lib_controllers] == before
 
 
 def test_threads_setting_is_checked(monkeypatch):
@@ -278,6 +281,92 @@ def test_a_forked_child_splits_with_its_own_threads(monkeypatch):
         pytest.fail("the forked child never finished its split (no worker threads)")
     assert os.read(read, 100).decode() == "[2, 3]"
     assert status == 0
+
+
+def _in_forked_child(body) -> str:
+    """Run ``body()`` in a forked child; return what it returned (a str), failing (not
+    hanging) when the child does not finish within 30 s."""
+    import os
+    import time
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, report, leave without cleanup
+        try:
+            os.write(write, body().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 30
+    done = 0
+    while not done and time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.01)
+    if not done:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    return os.read(read, 1000).decode()
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")  # 3.12+: the point
+def test_a_child_forked_during_another_threads_hold_gets_its_blas_back(monkeypatch):
+    """Thread B holds the BLAS at one thread (and, at the moment of the fork, the hold's
+    lock) while the main thread forks: in the child B does not exist, so its hold never
+    closes.  The child must get the BLAS's own count back and take holds of its own
+    without waiting for a lock nobody will release; the parent is unaffected."""
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this platform")
+    lib = FakeBlas(2)
+    monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])
+    inside, lock_taken, release = threading.Event(), threading.Event(), threading.Event()
+
+    def thread_b():
+        with parallel.one_blas_thread():
+            inside.set()
+            with parallel._hold_lock:  # as if B were entering or leaving a hold right now
+                lock_taken.set()
+                release.wait(10)
+
+    b = threading.Thread(target=thread_b)
+    b.start()
+    assert inside.wait(5) and lock_taken.wait(5)
+    assert lib.n == 1
+
+    def child() -> str:
+        seen = [lib.n, parallel._hold[0]]
+        with parallel.one_blas_thread():  # would hang on B's lock without the handler
+            seen.append(lib.n)
+        seen.append(lib.n)
+        return repr(seen)
+
+    try:
+        result = _in_forked_child(child)
+    finally:
+        release.set()
+        b.join(10)
+    assert result == "[2, 0, 1, 2]"  # count given back; a hold of its own works
+    assert lib.n == 2 and parallel._hold[0] == 0 and parallel._holders == {}  # the parent
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_a_child_forked_inside_its_own_hold_keeps_it_until_the_block_ends(monkeypatch):
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this platform")
+    lib = FakeBlas(2)
+    monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])
+
+    def child() -> str:
+        return repr([lib.n, parallel._hold[0]])
+
+    with parallel.one_blas_thread():
+        result = _in_forked_child(child)
+    assert result == "[1, 1]"  # the forking thread's own hold is still open in the child
+    assert lib.n == 2 and parallel._hold[0] == 0
 
 
 def test_training_steps_give_the_same_bits_on_any_number_of_cores(monkeypatch):

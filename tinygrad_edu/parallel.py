@@ -162,30 +162,95 @@ class one_blas_thread:  # lower case: used like a function, ``with one_blas_thre
     """Hold the loaded BLAS libraries at one thread inside the ``with`` block, then give
     each back the count it had.  Holds may nest and overlap across threads: the first one
     in sets one thread, the last one out gives the counts back (a BLAS already at one is
-    left alone)."""
+    left alone).  A child process forked while holds are open keeps only its own thread's
+    (see :func:`_after_fork_in_child`)."""
 
     __slots__ = ()
 
     def __enter__(self) -> None:
+        me = threading.get_ident()
         with _hold_lock:
             if _hold[0] == 0:
-                _hold[1] = [(lib, n) for lib in _blas_libraries()
-                            if (n := lib.get_num_threads()) > 1]
-                for lib, _ in _hold[1]:
-                    lib.set_num_threads(1)
+                _hold[1] = [(set_count, n) for get_count, set_count in _thread_counters()
+                            if (n := get_count()) > 1]
+                for set_count, _ in _hold[1]:
+                    set_count(1)
             _hold[0] += 1
+            _holders[me] = _holders.get(me, 0) + 1
 
     def __exit__(self, *exc: object) -> None:
+        me = threading.get_ident()
         with _hold_lock:
             _hold[0] -= 1
+            if _holders[me] == 1:
+                del _holders[me]
+            else:
+                _holders[me] -= 1
             if _hold[0] == 0:
-                for lib, n in _hold[1]:
-                    lib.set_num_threads(n)
-                _hold[1] = []
+                _give_back()
 
 
-_hold: list[Any] = [0, []]  # [holds open now, [(BLAS library, its own count)] to give back]
+def _give_back() -> None:
+    """Give each held BLAS library back its own count (under the hold lock)."""
+    for set_count, n in _hold[1]:
+        set_count(n)
+    _hold[1] = []
+
+
+_hold: list[Any] = [0, []]  # [holds open now, [(a BLAS's set-count function, its own count)]]
+_holders: dict[int, int] = {}  # thread ident -> holds it has open
 _hold_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the thread that forked: the holds other threads had open
+    will never close there, and the lock may have been taken by one of them.  So the child
+    gets a new lock and keeps the forking thread's holds only; when it has none, the BLAS
+    gets its own counts back at once (else the child would run at one thread for good)."""
+    global _hold_lock
+    _hold_lock = threading.Lock()
+    me = threading.get_ident()
+    mine = _holders.get(me, 0)
+    _holders.clear()
+    if mine:
+        _holders[me] = mine
+    _hold[0] = mine
+    if mine == 0:
+        _give_back()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows (no fork there)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_counters: list[Any] = [None, []]  # [the controllers list, [(get count, set count)] of each]
+
+
+def _thread_counters() -> list[tuple[Callable[[], int], Callable[[int], Any]]]:
+    """``(get_count, set_count)`` of each BLAS library, made once per controllers list.
+
+    Speed: a hold runs beside every small product (three a step of the README's MLP), and
+    inside a training step Python runs with cold caches, so threadpoolctl's own methods
+    (each a few Python calls deep: it finds the symbol by name and checks which thread may
+    set the count) cost there ~7 µs a hold more than the C calls alone (the MLP's held
+    products in a training loop: 55 against 48 µs).  So for an OpenBLAS with its own
+    threads (not OpenMP's, whose counts are per thread) the hold calls OpenBLAS's two C
+    functions directly, as threadpoolctl itself finally does; any other library goes
+    through threadpoolctl.
+    """
+    libraries = _blas_libraries()
+    if _counters[0] is not libraries:
+        counters = []
+        for lib in libraries:
+            symbol = getattr(lib, "_get_symbol", None)
+            raw = (getattr(lib, "internal_api", None) == "openblas" and symbol is not None
+                   and getattr(lib, "threading_layer", None) != "openmp")
+            get_count = symbol("openblas_get_num_threads") if raw else None
+            set_count = symbol("openblas_set_num_threads") if raw else None
+            if get_count is None or set_count is None:
+                get_count, set_count = lib.get_num_threads, lib.set_num_threads
+            counters.append((get_count, set_count))
+        _counters[:] = [libraries, counters]
+    return _counters[1]
 
 
 #: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`): about
