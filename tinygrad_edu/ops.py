@@ -18,7 +18,6 @@ import numpy as np
 
 from .autograd import unbroadcast
 from .higher_order import sum_to
-from .parallel import matmul as product
 from .registry import binary, tensor_op, unary
 
 # ============================================================ arithmetic (both engines)
@@ -427,8 +426,8 @@ class matmul:
     def forward(a, b):
         if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
-        try:  # 1-D and 2-D: small products on one BLAS thread (see parallel.py)
-            return (product(a, b) if a.ndim <= 2 and b.ndim <= 2 else a @ b), None
+        try:
+            return a @ b, None
         except ValueError:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned") from None
 
@@ -437,8 +436,8 @@ class matmul:
         a, b = pa.data, pb.data
         if a.ndim == 2 and b.ndim == 2:  # the common case, no reshaping needed
             return (
-                product(g, b.T) if pa.requires_grad else None,
-                product(a.T, g) if pb.requires_grad else None,
+                g @ b.T if pa.requires_grad else None,
+                a.T @ g if pb.requires_grad else None,
             )
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
