@@ -195,6 +195,35 @@ def test_holds_overlapping_in_two_threads_give_the_count_back_only_at_the_end(mo
     assert lib.n == 2
 
 
+def test_a_count_set_during_a_hold_is_the_one_given_back(monkeypatch):
+    """runtime.set_blas_threads while another thread's ops hold the BLAS at one thread: the
+    parts keep their one thread, and the count set is the one the BLAS gets at the end
+    (not the count from before the hold); blas_threads reports it meanwhile."""
+    from tinygrad_edu import runtime
+
+    lib = FakeBlas(2)
+    monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])
+    for asked, after in ((3, 3), (1, 1)):
+        lib.n = 2
+        inside, leave = threading.Event(), threading.Event()
+
+        def ops(inside, leave):
+            with parallel.one_blas_thread():
+                inside.set()
+                leave.wait(5)
+
+        t = threading.Thread(target=ops, args=(inside, leave))
+        t.start()
+        assert inside.wait(5)
+        assert runtime.set_blas_threads(asked)
+        assert lib.n == 1  # still held
+        assert runtime.blas_threads() == after
+        leave.set()
+        t.join(5)
+        assert lib.n == after and runtime.blas_threads() == after
+    assert runtime.set_blas_threads(4) and lib.n == 4  # no hold: at once
+
+
 def test_matmul_holds_small_products_on_one_blas_thread(monkeypatch):
     lib = FakeBlas(2)
     monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])

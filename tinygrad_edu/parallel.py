@@ -45,8 +45,8 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "MIN_PART_BYTES", "SMALL_PRODUCT", "THREADS_ENV_VAR", "matmul", "one_blas_thread",
-    "parallel_parts", "parts", "set_threads", "threads",
+    "MIN_PART_BYTES", "SMALL_PRODUCT", "THREADS_ENV_VAR", "blas_count", "matmul",
+    "one_blas_thread", "parallel_parts", "parts", "set_blas_count", "set_threads", "threads",
 ]
 
 #: Set to the number of threads the array ops may split their work over (``1``: never).
@@ -171,9 +171,10 @@ class one_blas_thread:  # lower case: used like a function, ``with one_blas_thre
         me = threading.get_ident()
         with _hold_lock:
             if _hold[0] == 0:
-                _hold[1] = [(set_count, n) for get_count, set_count in _thread_counters()
+                _hold[1] = [(i, set_count, n)
+                            for i, (get_count, set_count) in enumerate(_thread_counters())
                             if (n := get_count()) > 1]
-                for set_count, _ in _hold[1]:
+                for _, set_count, _ in _hold[1]:
                     set_count(1)
             _hold[0] += 1
             _holders[me] = _holders.get(me, 0) + 1
@@ -192,12 +193,12 @@ class one_blas_thread:  # lower case: used like a function, ``with one_blas_thre
 
 def _give_back() -> None:
     """Give each held BLAS library back its own count (under the hold lock)."""
-    for set_count, n in _hold[1]:
+    for _, set_count, n in _hold[1]:
         set_count(n)
     _hold[1] = []
 
 
-_hold: list[Any] = [0, []]  # [holds open now, [(a BLAS's set-count function, its own count)]]
+_hold: list[Any] = [0, []]  # [holds open now, [(library number, its set-count, own count)]]
 _holders: dict[int, int] = {}  # thread ident -> holds it has open
 _hold_lock = threading.Lock()
 
@@ -251,6 +252,32 @@ def _thread_counters() -> list[tuple[Callable[[], int], Callable[[int], Any]]]:
             counters.append((get_count, set_count))
         _counters[:] = [libraries, counters]
     return _counters[1]
+
+
+def set_blas_count(n: int) -> bool:
+    """Give every loaded BLAS library ``n`` threads (False when none is loaded).  While a
+    hold is open (another thread's ops running their parts), the libraries stay at one
+    thread and get ``n`` when the hold ends, instead of the count they had before it."""
+    counters = _thread_counters()
+    with _hold_lock:
+        if _hold[0]:
+            _hold[1] = [(i, c[1], n) for i, c in enumerate(counters)] if n > 1 else []
+        else:
+            for _, set_count in counters:
+                set_count(n)
+    return bool(counters)
+
+
+def blas_count() -> int | None:
+    """The first BLAS library's own thread count (None if none is loaded): during a hold,
+    the count it gets back when the hold ends, not the one it holds."""
+    counters = _thread_counters()
+    if not counters:
+        return None
+    with _hold_lock:
+        if _hold[0]:
+            return next((n for i, _, n in _hold[1] if i == 0), 1)
+        return int(counters[0][0]())
 
 
 #: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`): about

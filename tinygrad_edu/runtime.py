@@ -40,7 +40,7 @@ import ctypes.util
 import os
 import sys
 
-from .parallel import _blas_libraries  # threadpoolctl's BLAS controllers, found once
+from .parallel import blas_count, set_blas_count
 
 __all__ = [
     "KEEP_MEMORY_ENV_VAR",
@@ -66,18 +66,17 @@ def set_blas_threads(threads: int) -> bool:
     """Limit the threads of the loaded BLAS (numpy's OpenBLAS) to ``threads``.
 
     Returns False, changing nothing, when no BLAS library ``threadpoolctl`` knows is loaded.
-    (The libraries are the ones :mod:`tinygrad_edu.parallel` found, once, on first use.)
+    (The libraries are the ones :mod:`tinygrad_edu.parallel` found, once, on first use; a
+    call made while another thread's ops hold the BLAS at one thread takes effect when
+    they finish: :func:`tinygrad_edu.parallel.set_blas_count`.)
     """
-    libraries = _blas_libraries()
-    for library in libraries:
-        library.set_num_threads(threads)
-    return bool(libraries)
+    return set_blas_count(threads)
 
 
 def blas_threads() -> int | None:
-    """How many threads the loaded BLAS uses now (the first library's count; None if none)."""
-    libraries = _blas_libraries()
-    return int(libraries[0].get_num_threads()) if libraries else None
+    """How many threads the loaded BLAS uses (the first library's own count, not the one
+    held while the array ops split; None if none is loaded)."""
+    return blas_count()
 
 
 # --------------------------------------------------------------------------- allocator
