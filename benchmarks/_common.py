@@ -39,9 +39,14 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # ------------------------------------------------------------------ command line
-def parse_args(description: str, repeats: int) -> argparse.Namespace:
-    """The options every benchmark takes: ``--quick`` (tiny sizes) and ``--repeats``."""
+def parse_args(description: str, repeats: int,
+               extra: Callable[[argparse.ArgumentParser], Any] | None = None
+               ) -> argparse.Namespace:
+    """The options every benchmark takes: ``--quick`` (tiny sizes) and ``--repeats``, plus
+    those ``extra(parser)`` adds."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, a few seconds (used by the smoke tests)")
     parser.add_argument("--repeats", type=int, default=None,

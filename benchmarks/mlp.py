@@ -9,7 +9,13 @@ where numpy allows): the least Python any framework could run.  Every contender 
 same batches (the same permutation per epoch); their epochs are interleaved.
 
     python benchmarks/mlp.py            # full 60k-image epochs, 5 rounds
+    python benchmarks/mlp.py --images 6400 --repeats 30   # 30 rounds of 50-step epochs
     python benchmarks/mlp.py --quick    # a smoke run on 1,024 images
+
+On a shared machine a full epoch (~1 s) is often hit whole by a neighbour's burst, and five
+rounds then give a median anywhere between 1.07 and 1.56 for the same code (docs/
+performance.md).  Many short epochs (``--images``: the first N training images, still
+shuffled each epoch by ``batches``) give the median more rounds to stand on.
 """
 
 from __future__ import annotations
@@ -164,9 +170,10 @@ def epochs_of(run: Callable[[np.ndarray, np.ndarray, int], None], x: np.ndarray,
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], repeats=5)
+    args = parse_args(__doc__.splitlines()[0], repeats=5, extra=lambda parser: parser.add_argument(
+        "--images", type=int, default=60000, help="images per epoch (default 60000)"))
     print_header("MLP 784-256-128-64-10, ReLU, CE, SGD+momentum, batch 128, float32", args.quick)
-    n = 1024 if args.quick else 60000
+    n = 1024 if args.quick else args.images
     images, labels, source = mnist_or_synthetic(n)
     x = np.ascontiguousarray(images.reshape(len(images), -1))
     y = np.ascontiguousarray(labels)
