@@ -12,8 +12,8 @@ same batches (the same permutation per epoch); their epochs are interleaved.
     python benchmarks/mlp.py --images 6400 --repeats 30   # 30 rounds of 50-step epochs
     python benchmarks/mlp.py --quick    # a smoke run on 1,024 images
 
-On a shared machine a full epoch (~1 s) is often hit whole by a neighbour's burst, and five
-rounds then give a median anywhere between 1.07 and 1.56 for the same code (docs/
+On a shared machine a full epoch (~1 s) is often hit whole by a neighbour's burst: five
+rounds gave medians from 1.08 to 1.56 for the same code in one afternoon (docs/
 performance.md).  Many short epochs (``--images``: the first N training images, still
 shuffled each epoch by ``batches``) give the median more rounds to stand on.
 """
