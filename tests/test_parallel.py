@@ -381,6 +381,48 @@ def test_a_child_forked_during_another_threads_hold_gets_its_blas_back(monkeypat
 
 
 @pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_the_real_blas_in_a_child_forked_during_a_hold():
+    """The same with numpy's own BLAS (its C functions called in the child, after the
+    library's own fork handling): the child gets the count back and multiplies."""
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this platform")
+    if runtime_blas_threads() is None:
+        pytest.skip("no BLAS library that threadpoolctl knows is loaded")
+    blas = ThreadpoolController().select(user_api="blas")
+    with blas.limit(limits=2):
+        inside, leave = threading.Event(), threading.Event()
+
+        def ops():
+            with parallel.one_blas_thread():
+                inside.set()
+                leave.wait(10)
+
+        t = threading.Thread(target=ops)
+        t.start()
+        assert inside.wait(5)
+
+        def child() -> str:
+            a = np.ones((256, 256), np.float32)
+            return repr([runtime_blas_threads(), float((a @ a).sum())])
+
+        try:
+            result = _in_forked_child(child)
+        finally:
+            leave.set()
+            t.join(10)
+        assert result == repr([2, 256.0 ** 3])
+        assert runtime_blas_threads() == 2
+
+
+def runtime_blas_threads():
+    from tinygrad_edu import runtime
+
+    return runtime.blas_threads()
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 def test_a_child_forked_inside_its_own_hold_keeps_it_until_the_block_ends(monkeypatch):
     import os
 
