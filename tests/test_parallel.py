@@ -383,7 +383,8 @@ def test_a_child_forked_during_another_threads_hold_gets_its_blas_back(monkeypat
 @pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 def test_the_real_blas_in_a_child_forked_during_a_hold():
     """The same with numpy's own BLAS (its C functions called in the child, after the
-    library's own fork handling): the child gets the count back and multiplies."""
+    library's own fork handling): the child has the count back, its own holds set one
+    thread (a stale count of open holds would skip that), and it multiplies."""
     import os
 
     if not hasattr(os, "fork"):
@@ -404,15 +405,18 @@ def test_the_real_blas_in_a_child_forked_during_a_hold():
         assert inside.wait(5)
 
         def child() -> str:
+            real = parallel._thread_counters()[0][0]  # the library's own count, read in C
             a = np.ones((256, 256), np.float32)
-            return repr([runtime_blas_threads(), float((a @ a).sum())])
+            with parallel.one_blas_thread():  # the child's own holds hold
+                held = real()
+            return repr([real(), held, runtime_blas_threads(), float((a @ a).sum())])
 
         try:
             result = _in_forked_child(child)
         finally:
             leave.set()
             t.join(10)
-        assert result == repr([2, 256.0 ** 3])
+        assert result == repr([2, 1, 2, 256.0 ** 3])
         assert runtime_blas_threads() == 2
 
 
