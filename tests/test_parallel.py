@@ -288,33 +288,16 @@ def test_a_forked_child_splits_with_its_own_threads(monkeypatch):
         pytest.skip("no os.fork on this platform")
     monkeypatch.setattr(parallel, "_chosen", [2])
     assert parallel.parallel_parts(lambda i, a, b: b - a, [(0, 1), (1, 3)]) == [1, 2]
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: split once more, report, leave without cleanup
-        try:
-            result = parallel.parallel_parts(lambda i, a, b: b - a, [(0, 2), (2, 5)])
-            os.write(write, repr(result).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    import time
-
-    deadline = time.monotonic() + 30
-    done, status = 0, None
-    while not done and time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.01)
-    if not done:  # the child hangs on a queue no thread serves: fail, do not hang
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child never finished its split (no worker threads)")
-    assert os.read(read, 100).decode() == "[2, 3]"
-    assert status == 0
+    result = _in_forked_child(  # the child splits once more
+        lambda: repr(parallel.parallel_parts(lambda i, a, b: b - a, [(0, 2), (2, 5)])),
+        hang="the forked child never finished its split (no worker threads)")
+    assert result == "[2, 3]"
 
 
-def _in_forked_child(body) -> str:
-    """Run ``body()`` in a forked child; return what it returned (a str), failing (not
-    hanging) when the child does not finish within 30 s."""
+def _in_forked_child(body, hang: str = "the forked child hung") -> str:
+    """Run ``body()`` in a forked child; return what it returned (a str), failing with
+    ``hang`` (not hanging) when the child does not finish within 30 s, and unless it exits
+    with status 0."""
     import os
     import time
 
@@ -327,14 +310,15 @@ def _in_forked_child(body) -> str:
             os._exit(0)
     os.close(write)
     deadline = time.monotonic() + 30
-    done = 0
+    done, status = 0, None
     while not done and time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
         time.sleep(0.01)
-    if not done:
+    if not done:  # e.g. waiting on a queue no thread serves: fail, do not hang
         os.kill(pid, 9)
         os.waitpid(pid, 0)
-        pytest.fail("the forked child hung")
+        pytest.fail(hang)
+    assert status == 0
     return os.read(read, 1000).decode()
 
 
