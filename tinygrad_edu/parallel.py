@@ -168,7 +168,6 @@ class one_blas_thread:  # lower case: used like a function, ``with one_blas_thre
     __slots__ = ()
 
     def __enter__(self) -> None:
-        me = threading.get_ident()
         with _hold_lock:
             if _hold[0] == 0:
                 _hold[1] = [(i, set_count, n)
@@ -177,16 +176,12 @@ class one_blas_thread:  # lower case: used like a function, ``with one_blas_thre
                 for _, set_count, _ in _hold[1]:
                     set_count(1)
             _hold[0] += 1
-            _holders[me] = _holders.get(me, 0) + 1
+            _mine.holds = getattr(_mine, "holds", 0) + 1
 
     def __exit__(self, *exc: object) -> None:
-        me = threading.get_ident()
         with _hold_lock:
             _hold[0] -= 1
-            if _holders[me] == 1:
-                del _holders[me]
-            else:
-                _holders[me] -= 1
+            _mine.holds -= 1
             if _hold[0] == 0:
                 _give_back()
 
@@ -199,7 +194,7 @@ def _give_back() -> None:
 
 
 _hold: list[Any] = [0, []]  # [holds open now, [(library number, its set-count, own count)]]
-_holders: dict[int, int] = {}  # thread ident -> holds it has open
+_mine = threading.local()  # .holds: how many of the holds open now this thread opened
 _hold_lock = threading.Lock()
 
 
@@ -210,13 +205,8 @@ def _after_fork_in_child() -> None:
     gets its own counts back at once (else the child would run at one thread for good)."""
     global _hold_lock
     _hold_lock = threading.Lock()
-    me = threading.get_ident()
-    mine = _holders.get(me, 0)
-    _holders.clear()
-    if mine:
-        _holders[me] = mine
-    _hold[0] = mine
-    if mine == 0:
+    _hold[0] = getattr(_mine, "holds", 0)  # the forking thread's own, still in its locals
+    if _hold[0] == 0:
         _give_back()
 
 
