@@ -15,8 +15,8 @@ threads that wait without spinning), so the setting matters for the other produc
 linear layers' big ones.  The ops' bits do not depend on it, nor on the core count: the
 parts take whole units of fixed bounds, run their products on one BLAS thread, and their
 sums are added in a fixed order.
-:func:`set_blas_threads` and :func:`blas_threads` go through ``threadpoolctl``, which finds
-the BLAS libraries loaded in the process (OpenBLAS, MKL, BLIS, FlexiBLAS) on Linux, macOS
+:func:`set_blas_threads` and :func:`blas_threads` go through :mod:`tinygrad_edu.parallel`,
+whose BLAS libraries ``threadpoolctl`` finds (OpenBLAS, MKL, BLIS, FlexiBLAS) on Linux, macOS
 and Windows.
 
 **Freed memory.**  A training step allocates and frees the same large temporaries every
