@@ -97,6 +97,18 @@ def test_conv2d_rectangular_kernel_stride_padding():
     assert gradcheck(fn, [x, w])
 
 
+@pytest.mark.parametrize("kernel, padding", [((3, 2), (2, 1)), ((2, 4), (0, 3)),
+                                             ((1, 3), (0, 1)), ((4, 1), (3, 0))])
+def test_conv2d_input_gradient_rectangular_kernels_at_stride_one(kernel, padding):
+    """∂x at stride 1 is a transposed convolution along rows, then kh shifted adds (the
+    speed section of conv.py): rectangular kernels with unequal paddings, several channels,
+    against central differences."""
+    rng = np.random.default_rng(sum(kernel) + 7 * sum(padding))
+    x, w = t64(rng.standard_normal((2, 3, 6, 5))), t64(rng.standard_normal((4, 3) + kernel))
+    fn = projected(lambda a, b: F.conv2d(a, b, padding=padding), rng)
+    assert gradcheck(fn, [x, w])
+
+
 def test_conv2d_float32_first_layer_path_matches_float64():
     """The single-channel im2col path (transposed patch matrix) gives the same numbers."""
     rng = np.random.default_rng(2)

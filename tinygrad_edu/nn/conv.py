@@ -16,9 +16,10 @@ which
 * one reshape copies them into the (N·H'·W', kh·kw·C) patch matrix whose rows are
   contiguous, and one GEMM with the (kh·kw·C, O) weight matrix gives every output.
 
-The backward is one GEMM for ∂W = colsᵀ G and, for ∂x, kh·kw small GEMMs (one per kernel
-offset, each giving a contiguous block of the patch gradient G Wᵀ) whose results are added
-onto the shifted input window (col2im; never a loop over images or pixels).
+The backward is one GEMM for ∂W = colsᵀ G and, for ∂x, at stride 1 a transposed
+convolution one kernel row at a time (one GEMM, then kh shifted adds), else kh·kw small
+GEMMs (one per kernel offset, each giving a contiguous block of the patch gradient G Wᵀ)
+added onto the shifted input windows (col2im); never a loop over images or pixels.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class conv2d:
         gx = None
         if x.requires_grad:
             if (sh, sw) == (1, 1) and ph < kh and pw < kw:
-                gx = _transposed_conv(g, w.data, ph, pw)
+                gx = _row_transposed_conv(g, w.data, ph, pw)
             else:
                 gx = _col2im(g2, wmat, padded_shape, (n, ho, wo), kh, kw, sh, sw, ph, pw)
             gx = gx.astype(x.data.dtype, copy=False)
@@ -209,8 +210,9 @@ class Conv2d(Module):
 # ------------------------------------------------------------------ speed: channels-last memory
 # Everything below is about memory layout, not about the math above: the strided patch
 # view (shared with pooling), the NHWC padding, im2col in cache-sized chunks fused with
-# their GEMM (with its own path for one input channel), col2im as kh·kw GEMMs onto strided
-# windows, and a bias as a column of ones in the products.  Big arrays come from
+# their GEMM (with its own path for one input channel), ∂x at stride 1 as a transposed
+# convolution along rows, col2im as kh·kw GEMMs onto strided windows otherwise, and a bias
+# as a column of ones in the products.  Big arrays come from
 # ``tinygrad_edu.workspace``.
 # See docs/performance.md for the measurements.
 def patches(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
@@ -440,18 +442,42 @@ def _col2im(g2: np.ndarray, wmat: np.ndarray, padded_shape: tuple, out_shape: tu
     return dxp[:, ph:hp - ph, pw:wp - pw, :].transpose(0, 3, 1, 2)
 
 
-def _transposed_conv(g: np.ndarray, w: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    """∂x for stride 1 as one more convolution: every input position collects G through
-    the flipped kernel, ∂x[n,c,i,j] = Σ_{u,v,o} Gₚ[n, o, i + u, j + v] · w[o, c, kh−1−u,
-    kw−1−v] with G zero-padded by kh−1−ph (kw−1−pw).  The same chunked patch products as the
-    forward, so the sum over the kernel happens inside the GEMMs: no col2im additions.
-    Measured: 1.2x faster than col2im for the CNN's second layer (one BLAS thread)."""
-    o, c, kh, kw = w.shape
-    gp = _padded_nhwc(g, kh - 1 - ph, kw - 1 - pw, tag="conv2d.gp")
-    n, h, wd = gp.shape[0], gp.shape[1] - kh + 1, gp.shape[2] - kw + 1
-    wflip = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(kh * kw * o, c)
-    wflip = wflip.astype(g.dtype, copy=False)
-    out = workspace("conv2d.dx", (n * h * wd, c), np.result_type(g.dtype, wflip.dtype))
-    _patch_product(gp, wflip, out, kh, kw, 1, 1)  # the forward's product, on G and w flipped
-    return out.reshape(n, h, wd, c).transpose(0, 3, 1, 2)
+def _row_transposed_conv(g: np.ndarray, w: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """∂x for stride 1, one kernel row at a time:
 
+        ∂x[n,c,y,x] = Σᵤ Tᵤ[n, c, y + ph − u, x],
+        Tᵤ[n,c,i,x] = Σ_{v,o} G[n, o, i, x + pw − v] · w[o, c, u, v]   (G = 0 outside),
+
+    Tᵤ being a transposed convolution along x only.  Its patches are windows of kw
+    positions of G zero-padded along x by kw−1−pw: rows of kw·O numbers, contiguous in
+    channels-last memory.  One GEMM with the (kw·O, kh·C) matrix of the x-flipped kernel
+    gives every Tᵤ at once, and kh shifted adds (whole rows of ∂x) sum the kernel rows.
+    Against a full transposed convolution (G padded on all four sides, patch rows of
+    kh·kw·O numbers): the same multiply-adds for the MNIST CNN's second layer, but a patch
+    matrix kh = 5 times smaller to copy, and a GEMM with N = kh·C = 80 instead of C = 16
+    (docs/performance.md, "Issue 14, fifth session")."""
+    o, c, kh, kw = w.shape
+    n, ho = g.shape[0], g.shape[2]
+    gp = _padded_nhwc(g, 0, kw - 1 - pw, tag="conv2d.gp")  # (N, H', W + kw − 1, O)
+    h, wd = ho + kh - 1 - 2 * ph, gp.shape[2] - kw + 1  # ∂x's height and width
+    win = patches(gp, 1, kw, 1, 1)  # (N, H', W, 1, kw, O): G's windows along x
+    wx = w[:, :, :, ::-1].transpose(3, 0, 2, 1).reshape(kw * o, kh * c)  # [(v, o), (u, c)]
+    wx = wx.astype(g.dtype, copy=False)
+    dx = workspace("conv2d.dx", (n, h, wd, c), np.result_type(g.dtype, wx.dtype))
+    rows = ho * wd
+    per_image = rows * (kw * o + kh * c) * dx.itemsize
+    chunks = _chunks(n, per_image)
+
+    def rows_of_kernel(i: int, mine: list) -> list:
+        t = workspace(f"conv2d.t{i}", (max(b - a for a, b in mine) * rows, kh * c), dx.dtype)
+        for n0, n1, cols in _patch_rows(win, mine, None, f"conv2d.chunk{i}"):
+            tu = np.matmul(cols, wx, out=t[:(n1 - n0) * rows]).reshape(n1 - n0, ho, wd, kh, c)
+            part = dx[n0:n1]
+            part.fill(0)
+            for u in range(kh):  # ∂x row y gets Tᵤ row y + ph − u, where that row exists
+                lo, hi = max(0, u - ph), min(h, u - ph + ho)
+                part[:, lo:hi] += tu[:, lo + ph - u:hi + ph - u, :, u]
+        return []
+
+    _in_units(chunks, per_image * (chunks[0][1] - chunks[0][0]), rows_of_kernel)
+    return dx.transpose(0, 3, 1, 2)
