@@ -463,7 +463,7 @@ def _row_transposed_conv(g: np.ndarray, w: np.ndarray, ph: int, pw: int) -> np.n
     win = patches(gp, 1, kw, 1, 1)  # (N, H', W, 1, kw, O): G's windows along x
     wx = w[:, :, :, ::-1].transpose(3, 0, 2, 1).reshape(kw * o, kh * c)  # [(v, o), (u, c)]
     wx = wx.astype(g.dtype, copy=False)
-    dx = workspace("conv2d.dx", (n, h, wd, c), np.result_type(g.dtype, wx.dtype))
+    dx = workspace("conv2d.dx", (n, h, wd, c), g.dtype)
     rows = ho * wd
     per_image = rows * (kw * o + kh * c) * dx.itemsize
     chunks = _chunks(n, per_image)
