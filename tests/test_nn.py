@@ -359,11 +359,12 @@ def test_a_float64_batch_into_a_float32_model_is_cast_to_the_layers_dtype() -> N
     assert img.grad.dtype == np.float64 and conv.weight.grad.dtype == np.float32
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 5, 2), (6, 3)])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 2), (6, 3), (8, 3, 16, 8)])  # rows tiled 2, 2, 1024x
 def test_batch_norm_channels_last_fast_path_is_the_same_op(shape):
     """x with its channels last in memory (as convolution outputs are) takes the fast path
     of nn/normalization.py: the same outputs, running statistics and gradients as the
-    general path, and central differences agree (float64)."""
+    general path (also with rows tiled 1024 times), and central differences agree
+    (float64)."""
     from tinygrad_edu.nn import normalization
 
     rng = np.random.default_rng(7)
@@ -384,6 +385,8 @@ def test_batch_norm_channels_last_fast_path_is_the_same_op(shape):
                         bn.running_var.copy()))
     for fast, slow in zip(*results):
         np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+    if x_last.size > 100:  # the agreement above is the check; differences of a sum of
+        return  # thousands of terms are too coarse for gradcheck's tolerances
     w = Tensor(rng.standard_normal(3), requires_grad=True)
     b = Tensor(rng.standard_normal(3), requires_grad=True)
     xt = Tensor(x_last, dtype=np.float64, requires_grad=True)
