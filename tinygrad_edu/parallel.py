@@ -16,11 +16,14 @@ for about 0.1 s waiting for the next (measured: 10-11 ticks of CPU time in a 0.2
 after a product), so our parts would share the cores with spinning threads (MNIST CNN, 2
 cores, batch 128: 52 ms a step so, 30-34 ms with the BLAS at one thread).  So while parts
 run -- and when the work is one part, so that the bits never depend on the split -- the
-BLAS is held at one thread (:class:`one_blas_thread`: two C calls, ~2 µs), and
-:func:`matmul` -- the products of ``linear`` and the column sums -- keeps *small* products
-on one thread too: a second thread saves them a few µs, but wakes OpenBLAS's workers to spin
-beside the next op's parts.  Big products (an MLP's 784×256 layer) keep the BLAS's threads.
-Nothing is left changed: each call restores the BLAS's own count.
+BLAS is held at one thread (:class:`one_blas_thread`: two C calls, ~2 µs), and, once this
+process has split work into parts, :func:`matmul` -- the products of ``linear`` and the
+column sums -- keeps *small* products on one thread too: a second thread saves them a few
+µs, but wakes OpenBLAS's workers to spin beside the next op's parts (the MNIST CNN's step:
+53 against 33 ms).  A process that never splits (an MLP: no convolution, no pooling) has no
+parts to disturb, and there the holds only cost: its training loop ran 5% slower with them.
+Big products (an MLP's 784×256 layer) keep the BLAS's threads.  Nothing is left changed:
+each call restores the BLAS's own count.
 
 **How many parts.**  ``TINYGRAD_EDU_THREADS`` when set, or :func:`set_threads`; else the
 cores this process may run on.  Work too small to pay for a thread hand-off (~70 µs on a
@@ -75,6 +78,7 @@ _pool: list[Any] = [None, 0, 0]  # [the worker threads, how many, the process th
 _lock = threading.Lock()
 _inside = threading.local()  # .active: this thread is running a part
 _blas: list[Any] = []  # [threadpoolctl's BLAS controllers], found on first use
+_has_split = [False]  # whether this process has run work in several parts (see matmul)
 
 
 def threads() -> int:
@@ -117,6 +121,7 @@ def parallel_parts(work: Callable[[int, int, int], Any],
     with one_blas_thread():  # the cores are the parts' (see the module docstring)
         if len(ranges) == 1:
             return [work(0, *ranges[0])]
+        _has_split[0] = True  # from now on matmul holds small products too
         pool = _worker_pool(len(ranges) - 1)
         futures = [pool.submit(_as_part, work, i, a, b)
                    for i, (a, b) in enumerate(ranges[1:], 1)]
@@ -280,12 +285,13 @@ _ALONE_GEMM, _ALONE_GEMV = 1 << 18, 9216
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for 2-D (or one 1-D) arrays; a product smaller than
-    :data:`SMALL_PRODUCT` multiply-adds on one BLAS thread, so that it does not set
-    OpenBLAS's workers spinning beside the parts of the ops around it."""
+    """``a @ b`` for 2-D (or one 1-D) arrays; once this process has split work into parts,
+    a product smaller than :data:`SMALL_PRODUCT` multiply-adds runs on one BLAS thread, so
+    that it does not set OpenBLAS's workers spinning beside the parts of the ops around it
+    (see the module docstring)."""
     macs = a.size * (b.shape[1] if b.ndim == 2 else 1)  # m·k·n
     alone = _ALONE_GEMM if a.ndim == b.ndim == 2 else _ALONE_GEMV
-    if macs >= SMALL_PRODUCT or macs < alone:
+    if macs >= SMALL_PRODUCT or macs < alone or not _has_split[0]:
         return a @ b
     with one_blas_thread():
         return a @ b
