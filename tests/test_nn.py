@@ -359,7 +359,7 @@ def test_a_float64_batch_into_a_float32_model_is_cast_to_the_layers_dtype() -> N
     assert img.grad.dtype == np.float64 and conv.weight.grad.dtype == np.float32
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 5, 2), (6, 3), (8, 3, 16, 8)])  # rows tiled 2, 2, 1024x
+@pytest.mark.parametrize("shape", [(4, 3, 5, 2), (6, 3), (8, 3, 16, 8)])  # tiled 8, 2, 1024x
 def test_batch_norm_channels_last_fast_path_is_the_same_op(shape):
     """x with its channels last in memory (as convolution outputs are) takes the fast path
     of nn/normalization.py: the same outputs, running statistics and gradients as the

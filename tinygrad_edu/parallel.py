@@ -21,7 +21,7 @@ process has split work into parts, :func:`matmul` -- the products of ``linear`` 
 column sums -- keeps *small* products on one thread too: a second thread saves them a few
 µs, but wakes OpenBLAS's workers to spin beside the next op's parts (the MNIST CNN's step:
 53 against 33 ms).  A process that never splits (an MLP: no convolution, no pooling) has no
-parts to disturb, and there the holds only cost: its training loop ran 5% slower with them.
+parts to disturb, and there the holds only cost (the README's MLP loop: 2-3% a step).
 Big products (an MLP's 784×256 layer) keep the BLAS's threads.  Nothing is left changed:
 each call restores the BLAS's own count.
 
