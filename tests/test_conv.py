@@ -172,6 +172,28 @@ def test_max_pool2d_ties_give_the_gradient_to_one_input():
     assert x.grad.sum() == 1.0 and x.grad[0, 0, 0, 0] == 1.0
 
 
+def test_max_pool2d_a_nan_wins_its_window_and_gets_the_gradient():
+    """As in PyTorch: a window holding a NaN gives NaN, and its gradient goes to the NaN --
+    the last one in row-major order when there are several -- not to a number beside it."""
+    x = np.arange(32, dtype=np.float64).reshape(1, 2, 4, 4)  # each window's max: bottom right
+    x[0, 0, 0, 1] = np.nan  # channel 0, window (0, 0): one NaN
+    x[0, 1, 2, 3] = x[0, 1, 3, 2] = np.nan  # channel 1, window (1, 1): two, the last wins
+    xt = Tensor(x, requires_grad=True)
+    y = F.max_pool2d(xt, kernel_size=2)
+    g = np.arange(1.0, 9.0).reshape(1, 2, 2, 2)
+    y.backward(g)
+    nan = np.isnan(y.data)
+    assert nan[0, 0, 0, 0] and nan[0, 1, 1, 1] and nan.sum() == 2
+    expected = np.zeros_like(x)
+    for c in range(2):
+        for i in range(2):
+            for j in range(2):
+                expected[0, c, 2 * i + 1, 2 * j + 1] = g[0, c, i, j]
+    expected[0, 0, 1, 1], expected[0, 0, 0, 1] = 0.0, g[0, 0, 0, 0]
+    expected[0, 1, 3, 3], expected[0, 1, 3, 2] = 0.0, g[0, 1, 1, 1]
+    np.testing.assert_array_equal(xt.grad, expected)
+
+
 @FAST
 @given(pool_case())
 def test_avg_pool2d_forward_and_gradients(case):

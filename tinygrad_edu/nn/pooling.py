@@ -58,7 +58,9 @@ class max_pool2d:
 
     ∂y/∂x is 1 at each window's maximum and 0 elsewhere, so each output's gradient goes to
     the input that won; among tied inputs the first in row-major window order wins (as in
-    PyTorch), so the gradient is a valid subgradient and sums to G.
+    PyTorch), so the gradient is a valid subgradient and sums to G.  A NaN wins its window
+    (y is NaN) and gets the gradient -- the last NaN if several, as in PyTorch -- so
+    ``x.grad`` points at where the NaN came in.
 
     The forward records which kernel offset won each window (a small integer array ``arg``)
     and the backward hands each input at offset k the gradient G·[arg = k].
@@ -175,7 +177,8 @@ def _max_and_argmax(xh: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int,
                     wo: int) -> tuple[np.ndarray, np.ndarray]:
     """The running max y over the offsets, and the winning offset as a small integer array:
     offset k wins where xₖ > max(x₀ … x_{k−1}), and since k grows, arg = max(arg, k·[xₖ > y])
-    (ties keep the earlier offset).  The images are split over the cores."""
+    (ties keep the earlier offset); where y is NaN, the last NaN's offset.  The images are
+    split over the cores."""
     n, c = xh.shape[0], xh.shape[3]
     y = workspace("max_pool2d.y", (n, ho, wo, c), xh.dtype)
     arg = workspace("max_pool2d.arg", y.shape, np.uint8 if kh * kw < 256 else np.uint16)
@@ -191,6 +194,9 @@ def _max_and_argmax(xh: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int,
             np.multiply(np.greater(xs, y_a), arg.dtype.type(k), out=step_a)
             np.maximum(arg_a, step_a, out=arg_a)
             np.maximum(y_a, xs, out=y_a)
+        if np.isnan(np.add.reduce(y_a, axis=None)):  # a NaN in some window (rare): it wins
+            for k, s in enumerate(_offsets(kh, kw, sh, sw, ho, wo)):  # the last NaN, as PyTorch
+                np.copyto(arg_a, arg.dtype.type(k), where=np.isnan(x_a[s]))
 
     parallel_parts(pool, parts(n, xh[0].nbytes))
     return y, arg
