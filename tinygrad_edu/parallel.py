@@ -275,8 +275,9 @@ def blas_count() -> int | None:
         return int(counters[0][0]())
 
 
-#: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`): about
-#: 25 µs of one core, where a second thread saves under 10 µs (1M: 27 against 20 µs).
+#: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`, once
+#: work has been split): about 25 µs of one core, where a second thread saves under 10 µs
+#: (1M: 27 against 20 µs).
 SMALL_PRODUCT = 1 << 21
 #: Below these OpenBLAS itself uses one thread (its interface/gemm.c and gemv.c thresholds:
 #: 65,536 · 4 multiply-adds for a matrix product, 2,304 · 4 for matrix × vector), so no

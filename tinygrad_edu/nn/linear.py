@@ -45,7 +45,7 @@ class linear:
         if x.shape[-1:] != w.shape[1:]:
             raise ShapeError("linear", f"expected input (..., {w.shape[1]}), got {x.shape}")
         x = x.astype(w.dtype, copy=False)  # the layer's dtype (float64 batch, float32 model)
-        y = matmul(x, w.T)  # x @ Wᵀ (small products on one BLAS thread: see parallel.py)
+        y = matmul(x, w.T)  # x @ Wᵀ (when to hold the BLAS at one thread: parallel.py)
         if b is not None:
             y += b
         return y, None
