@@ -227,16 +227,16 @@ def test_a_count_set_during_a_hold_is_the_one_given_back(monkeypatch):
 def test_matmul_holds_small_products_on_one_blas_thread_once_work_was_split(monkeypatch):
     lib = FakeBlas(2)
     monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])
-    monkeypatch.setattr(parallel, "_has_split", [False])
+    monkeypatch.setattr(parallel, "_pool", [None, 0, 0])  # no split in this process yet
     rng = np.random.default_rng(0)
     small = (rng.standard_normal((64, 80)), rng.standard_normal((80, 64)))  # 327,680
     np.testing.assert_array_equal(parallel.matmul(*small), small[0] @ small[1])
     assert lib.calls == []  # nothing split yet (an MLP's process): the BLAS keeps its threads
     parallel.parallel_parts(lambda i, a, b: None, [(0, 1)])  # one part is not a split
-    assert not parallel._has_split[0]
     lib.calls.clear()
+    np.testing.assert_array_equal(parallel.matmul(*small), small[0] @ small[1])
+    assert lib.calls == []
     parallel.parallel_parts(lambda i, a, b: None, [(0, 1), (1, 2)])
-    assert parallel._has_split[0]
     lib.calls.clear()
     k = parallel.SMALL_PRODUCT // (64 * 32)  # 64 × k × 32 = SMALL_PRODUCT: not small
     big = (rng.standard_normal((64, k)), rng.standard_normal((k, 32)))

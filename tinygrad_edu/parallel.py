@@ -78,7 +78,6 @@ _pool: list[Any] = [None, 0, 0]  # [the worker threads, how many, the process th
 _lock = threading.Lock()
 _inside = threading.local()  # .active: this thread is running a part
 _blas: list[Any] = []  # [threadpoolctl's BLAS controllers], found on first use
-_has_split = [False]  # whether this process has run work in several parts (see matmul)
 
 
 def threads() -> int:
@@ -121,7 +120,6 @@ def parallel_parts(work: Callable[[int, int, int], Any],
     with one_blas_thread():  # the cores are the parts' (see the module docstring)
         if len(ranges) == 1:
             return [work(0, *ranges[0])]
-        _has_split[0] = True  # from now on matmul holds small products too
         pool = _worker_pool(len(ranges) - 1)
         futures = [pool.submit(_as_part, work, i, a, b)
                    for i, (a, b) in enumerate(ranges[1:], 1)]
@@ -292,7 +290,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (see the module docstring)."""
     macs = a.size * (b.shape[1] if b.ndim == 2 else 1)  # m·k·n
     alone = _ALONE_GEMM if a.ndim == b.ndim == 2 else _ALONE_GEMV
-    if macs >= SMALL_PRODUCT or macs < alone or not _has_split[0]:
+    never_split = _pool[0] is None  # the worker threads start with the first split
+    if macs >= SMALL_PRODUCT or macs < alone or never_split:
         return a @ b
     with one_blas_thread():
         return a @ b
