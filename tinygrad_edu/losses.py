@@ -78,14 +78,17 @@ class _cross_entropy:
     def forward(x, labels, label_smoothing=0.0):  # ctx: the labels, N·∂L/∂x = softmax − q, ε
         n, c = x.shape
         eps = label_smoothing
-        shifted = x - x.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
-        total = e.sum(axis=1, keepdims=True)
         rows = np.arange(n)
+        e = x - x.max(axis=1, keepdims=True)  # shifted: each row's largest logit is 0
         # −Σ_c q_c log p_c = log Σ e − (1 − ε)·shiftedᵧ − (ε/C)·Σ_c shifted_c   (Σ_c q_c = 1)
-        loss = (np.log(total[:, 0]) - (1 - eps) * shifted[rows, labels]).sum()
+        picked = e[rows, labels]  # shiftedᵧ
+        spread = 0.0
         if eps:
-            loss -= eps / c * shifted.sum()
+            picked = (1 - eps) * picked
+            spread = eps / c * e.sum()
+        np.exp(e, out=e)  # e^shifted, in place
+        total = e.sum(axis=1, keepdims=True)
+        loss = (np.log(total[:, 0]) - picked).sum() - spread
         e /= total  # the softmax
         e[rows, labels] -= 1 - eps
         if eps:
