@@ -73,9 +73,53 @@ def _blas() -> str:
     try:
         config = np.show_config(mode="dicts")
         blas = config["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+        name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:  # noqa: BLE001 - older numpy: facts are best effort
-        return "unknown"
+        name = "unknown"
+    return name + _blas_kernel()
+
+
+#: OpenBLAS kernels (its core names, lower case) that use AVX-512.
+AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
+
+
+def cpu_has_avx512() -> bool | None:
+    """Whether the CPU (and the OS) offers the AVX-512 subsets of a Skylake-X (F, CD, BW,
+    DQ, VL), from /proc/cpuinfo's flags; None where there is no /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags
+    return None
+
+
+def kernel_note(kernel: str | None, avx512: bool | None) -> str:
+    """``, kernel Haswell`` and, when the CPU has AVX-512 but OpenBLAS did not pick one of
+    its AVX-512 kernels (OpenBLAS 0.3.31 takes AMD's family 26, Zen 5, for a Haswell), a
+    warning: PyTorch's oneDNN does use AVX-512 there, so the two sides of a ratio then run
+    different instruction sets (docs/performance.md, "Issue 14, seventh session")."""
+    if not kernel:
+        return ""
+    note = f", kernel {kernel}"
+    if avx512 and kernel.lower() not in AVX512_KERNELS:
+        note += (" on a CPU with AVX-512: numpy's products run AVX2 code "
+                 "(OPENBLAS_CORETYPE=SkylakeX would select OpenBLAS's AVX-512 kernels)")
+    return note
+
+
+def _blas_kernel() -> str:
+    """The BLAS kernel threadpoolctl reports (OpenBLAS's core name), with :func:`kernel_note`."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        libs = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    except Exception:  # noqa: BLE001 - facts are best effort
+        return ""
+    return kernel_note(libs[0].get("architecture") if libs else None, cpu_has_avx512())
 
 
 def _threads() -> str:
@@ -118,6 +162,16 @@ def optional_import(name: str, why: str) -> Any:
     except ImportError:
         print(f"{package} is not installed: {why} skipped (pip install {package})")
         return None
+
+
+def torch_facts(torch: Any) -> str:
+    """PyTorch's version, threads and the instruction set its CPU kernels use (``AVX512``,
+    ``AVX2``...; ``ATEN_CPU_CAPABILITY=avx2`` and ``ONEDNN_MAX_CPU_ISA=AVX2`` lower it)."""
+    try:
+        isa = f", CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    except Exception:  # noqa: BLE001 - older PyTorch: facts are best effort
+        isa = ""
+    return f"{torch.__version__}, {torch.get_num_threads()} threads{isa}"
 
 
 # ------------------------------------------------------------------ data

@@ -37,6 +37,7 @@ from _common import (
     print_ratio,
     print_table,
     spread,
+    torch_facts,
 )
 from numpy.lib.stride_tricks import as_strided
 
@@ -285,7 +286,7 @@ def main() -> None:
     if torch is not None:
         if config["activation"] != "relu":
             print(f"   torch: activation {config['activation']!r} is built as ReLU")
-        print(f"   torch: {torch.__version__}, {torch.get_num_threads()} threads")
+        print(f"   torch: {torch_facts(torch)}")
         contenders[f"PyTorch {torch.__version__} eager"] = build_torch(torch, 0, config)
     runs = {name: run_of(step, x, y, steps) for name, step in contenders.items()}
     if single is not None:

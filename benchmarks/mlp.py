@@ -36,6 +36,7 @@ from _common import (
     print_ratio,
     print_table,
     spread,
+    torch_facts,
 )
 
 SIZES = (784, 256, 128, 64, 10)
@@ -186,7 +187,7 @@ def main() -> None:
     contenders[ours_name] = epochs_of(readme_loop(), x, y)
     torch = optional_import("torch", "the PyTorch column is")
     if torch is not None:
-        print(f"   torch: {torch.__version__}, {torch.get_num_threads()} threads")
+        print(f"   torch: {torch_facts(torch)}")
         contenders[f"PyTorch {torch.__version__} eager"] = epoch_of(build_torch(torch, 0), x, y)
     for epoch in contenders.values():  # warm-up: first-touch allocations, BLAS threads
         epoch()

@@ -194,3 +194,17 @@ def test_profile_step_ops_times_each_op_with_its_threads() -> None:
                 "the rest: elementwise ops, optimizer, engine |"):
         assert row in out, out
     assert "OPS total" in out
+
+
+def test_the_header_warns_when_openblas_runs_avx2_kernels_on_an_avx512_cpu() -> None:
+    """The benchmarks' BLAS line names the kernel and warns only for a non-AVX-512 kernel on
+    an AVX-512 CPU (the two sides of a ratio against PyTorch then run different ISAs)."""
+    common = _bench_module("_common")
+    warned = common.kernel_note("Haswell", True)
+    assert warned.startswith(", kernel Haswell on a CPU with AVX-512")
+    assert "OPENBLAS_CORETYPE=SkylakeX" in warned
+    for kernel in ("SkylakeX", "Cooperlake", "SapphireRapids"):
+        assert common.kernel_note(kernel, True) == f", kernel {kernel}"
+    assert common.kernel_note("Haswell", False) == ", kernel Haswell"
+    assert common.kernel_note("Haswell", None) == ", kernel Haswell"  # no /proc/cpuinfo
+    assert common.kernel_note(None, True) == ""  # no BLAS threadpoolctl knows
