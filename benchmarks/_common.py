@@ -99,7 +99,7 @@ def cpu_has_avx512() -> bool | None:
 
 def kernel_note(kernel: str | None, avx512: bool | None) -> str:
     """``, kernel Haswell`` and, when the CPU has AVX-512 but OpenBLAS did not pick one of
-    its AVX-512 kernels (OpenBLAS 0.3.31 takes AMD's family 26, Zen 5, for a Haswell), a
+    its AVX-512 kernels (OpenBLAS 0.3.31 runs its Haswell kernel on AMD's family 26, Zen 5), a
     warning: PyTorch's oneDNN does use AVX-512 there, so the two sides of a ratio then run
     different instruction sets (docs/performance.md, "Issue 14, seventh session")."""
     if not kernel:
