@@ -224,10 +224,10 @@ def test_a_count_set_during_a_hold_is_the_one_given_back(monkeypatch):
     assert runtime.set_blas_threads(4) and lib.n == 4  # no hold: at once
 
 
-def test_matmul_holds_small_products_on_one_blas_thread_once_work_was_split(monkeypatch):
+def test_matmul_holds_small_products_on_one_blas_thread_while_work_is_split(monkeypatch):
     lib = FakeBlas(2)
     monkeypatch.setattr(parallel, "_blas_libraries", lambda: [lib])
-    monkeypatch.setattr(parallel, "_pool", [None, 0, 0])  # no split in this process yet
+    monkeypatch.setattr(parallel, "_last_split", [-float("inf")])  # no split in this process yet
     rng = np.random.default_rng(0)
     small = (rng.standard_normal((64, 80)), rng.standard_normal((80, 64)))  # 327,680
     np.testing.assert_array_equal(parallel.matmul(*small), small[0] @ small[1])
@@ -253,6 +253,14 @@ def test_matmul_holds_small_products_on_one_blas_thread_once_work_was_split(monk
     np.testing.assert_array_equal(parallel.matmul(*tiny), tiny[0] @ tiny[1])
     np.testing.assert_array_equal(parallel.matmul(np.ones(8), tiny[0]), np.ones(8) @ tiny[0])
     assert lib.calls == []
+    # the splitting stopped (a notebook's CNN, then an MLP): the holds stop with it
+    parallel._last_split[0] -= parallel.RECENT_SPLIT + 0.5
+    np.testing.assert_array_equal(parallel.matmul(*small), small[0] @ small[1])
+    assert lib.calls == []
+    parallel.parallel_parts(lambda i, a, b: None, [(0, 1), (1, 2)])  # splitting again
+    lib.calls.clear()
+    parallel.matmul(*small)
+    assert lib.calls == [1, 2]
 
 
 def test_nothing_is_left_changed_in_the_real_blas():

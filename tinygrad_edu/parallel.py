@@ -16,12 +16,13 @@ for about 0.1 s waiting for the next (measured: 10-11 ticks of CPU time in a 0.2
 after a product), so our parts would share the cores with spinning threads (MNIST CNN, 2
 cores, batch 128: 52 ms a step so, 30-34 ms with the BLAS at one thread).  So while parts
 run -- and when the work is one part, so that the bits never depend on the split -- the
-BLAS is held at one thread (:class:`one_blas_thread`: two C calls, ~2 µs), and, once this
-process has split work into parts, :func:`matmul` -- the products of ``linear`` and the
-column sums -- keeps *small* products on one thread too: a second thread saves them a few
-µs, but wakes OpenBLAS's workers to spin beside the next op's parts (the MNIST CNN's step:
-53 against 33 ms).  A process that never splits (an MLP: no convolution, no pooling) has no
-parts to disturb, and there the holds only cost (the README's MLP loop: 2-3% a step).
+BLAS is held at one thread (:class:`one_blas_thread`: two C calls, ~2 µs), and, while this
+process is splitting work into parts (a split in the last :data:`RECENT_SPLIT` seconds),
+:func:`matmul` -- the products of ``linear`` and the column sums -- keeps *small* products on
+one thread too: a second thread saves them a few µs, but wakes OpenBLAS's workers to spin
+beside the next op's parts (the MNIST CNN's step: 53 against 33 ms).  Work that does not
+split (an MLP: no convolution, no pooling) has no parts to disturb, and there the holds only
+cost (the README's MLP loop: 2-4% a step), also in a notebook that trained a CNN before.
 Big products (an MLP's 784×256 layer) keep the BLAS's threads.  Nothing is left changed:
 each call restores the BLAS's own count.
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import pairwise
@@ -48,7 +50,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "MIN_PART_BYTES", "SMALL_PRODUCT", "THREADS_ENV_VAR", "blas_count", "matmul",
+    "MIN_PART_BYTES", "RECENT_SPLIT", "SMALL_PRODUCT", "THREADS_ENV_VAR", "blas_count", "matmul",
     "one_blas_thread", "parallel_parts", "parts", "set_blas_count", "set_threads", "threads",
 ]
 
@@ -75,6 +77,7 @@ def _cores() -> int:
 
 _chosen: list[int | None] = [_env_threads()]  # set_threads / the environment; None: the BLAS's
 _pool: list[Any] = [None, 0, 0]  # [the worker threads, how many, the process that started them]
+_last_split = [-float("inf")]  # time.monotonic() of the last run in several parts
 _lock = threading.Lock()
 _inside = threading.local()  # .active: this thread is running a part
 _blas: list[Any] = []  # [threadpoolctl's BLAS controllers], found on first use
@@ -121,6 +124,7 @@ def parallel_parts(work: Callable[[int, int, int], Any],
         if len(ranges) == 1:
             return [work(0, *ranges[0])]
         pool = _worker_pool(len(ranges) - 1)
+        _last_split[0] = time.monotonic()
         futures = [pool.submit(_as_part, work, i, a, b)
                    for i, (a, b) in enumerate(ranges[1:], 1)]
         try:
@@ -273,10 +277,14 @@ def blas_count() -> int | None:
         return int(counters[0][0]())
 
 
-#: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`, once
-#: work has been split): about 25 µs of one core, where a second thread saves under 10 µs
+#: Products of fewer multiply-adds than this run on one BLAS thread (:func:`matmul`, while
+#: work is being split): about 25 µs of one core, where a second thread saves under 10 µs
 #: (1M: 27 against 20 µs).
 SMALL_PRODUCT = 1 << 21
+#: Seconds after a split during which :func:`matmul` still holds small products: a training
+#: step that splits (a CNN's: 25-200 ms) always has one that recent, while an MLP trained
+#: later in the same notebook gets the BLAS's threads back after this long.
+RECENT_SPLIT = 1.0
 #: Below these OpenBLAS itself uses one thread (its interface/gemm.c and gemv.c thresholds:
 #: 65,536 · 4 multiply-adds for a matrix product, 2,304 · 4 for matrix × vector), so no
 #: hold is needed: a tiny network's products skip its ~3 µs.
@@ -284,14 +292,14 @@ _ALONE_GEMM, _ALONE_GEMV = 1 << 18, 9216
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for 2-D (or one 1-D) arrays; once this process has split work into parts,
-    a product smaller than :data:`SMALL_PRODUCT` multiply-adds runs on one BLAS thread, so
-    that it does not set OpenBLAS's workers spinning beside the parts of the ops around it
-    (see the module docstring)."""
+    """``a @ b`` for 2-D (or one 1-D) arrays; while this process is splitting work into parts
+    (the last split less than :data:`RECENT_SPLIT` seconds ago), a product smaller than
+    :data:`SMALL_PRODUCT` multiply-adds runs on one BLAS thread, so that it does not set
+    OpenBLAS's workers spinning beside the parts of the ops around it (see the module
+    docstring)."""
     macs = a.size * (b.shape[1] if b.ndim == 2 else 1)  # m·k·n
     alone = _ALONE_GEMM if a.ndim == b.ndim == 2 else _ALONE_GEMV
-    never_split = _pool[0] is None  # the worker threads start with the first split
-    if macs >= SMALL_PRODUCT or macs < alone or never_split:
+    if macs >= SMALL_PRODUCT or macs < alone or time.monotonic() - _last_split[0] > RECENT_SPLIT:
         return a @ b
     with one_blas_thread():
         return a @ b
