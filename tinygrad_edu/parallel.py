@@ -281,9 +281,10 @@ def blas_count() -> int | None:
 #: work is being split): about 25 µs of one core, where a second thread saves under 10 µs
 #: (1M: 27 against 20 µs).
 SMALL_PRODUCT = 1 << 21
-#: Seconds after a split during which :func:`matmul` still holds small products: a training
-#: step that splits (a CNN's: 25-200 ms) always has one that recent, while an MLP trained
-#: later in the same notebook gets the BLAS's threads back after this long.
+#: Seconds after a split during which :func:`matmul` still holds small products.  In a
+#: training step that splits (a CNN's), every small product comes milliseconds after a
+#: convolution or a pooling split, while an MLP trained later in the same notebook gets the
+#: BLAS's threads back after this long.
 RECENT_SPLIT = 1.0
 #: Below these OpenBLAS itself uses one thread (its interface/gemm.c and gemv.c thresholds:
 #: 65,536 · 4 multiply-adds for a matrix product, 2,304 · 4 for matrix × vector), so no
