@@ -197,43 +197,46 @@ def mnist_or_synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, s
 Clock = Callable[[], float]
 
 
-#: Seconds every timed run waits before it starts, so that it starts on quiet cores: after
-#: a multi-threaded product OpenBLAS's workers spin for about 0.1 s (tinygrad_edu/parallel.py),
-#: and a contender whose ops split over the cores would otherwise share them with the spinning
-#: threads of the contender before it.  Measured (cnn.py, 2 cores): the library's first three
-#: steps after the numpy floor's round took 39.5, 38.9 and 36.1 ms against 26 ms.
+#: Seconds each run of ``cnn.py`` waits before it starts (``interleave(settle=...)``), so that
+#: it starts on quiet cores: after a multi-threaded product OpenBLAS's workers spin for about
+#: 0.1 s (tinygrad_edu/parallel.py), and a contender whose ops split over the cores would
+#: otherwise share them with the spinning threads of the contender before it.  Measured
+#: (cnn.py, 2 cores): the library's first three steps after the numpy floor's round took
+#: 39.5, 38.9 and 36.1 ms against 26 ms.  Not for short runs: after a pause the cores start
+#: slower, and the scalar benchmark's 35 ms runs lost a quarter of their ratio (9.77 → 7.45).
 SETTLE_SECONDS = 0.2
 
 
-def timed(fn: Callable[[], Any], clock: Clock = time.perf_counter) -> float:
-    """Seconds one call of ``fn`` takes, after a garbage collection and a pause of
-    :data:`SETTLE_SECONDS`, so that runs start alike.
+def timed(fn: Callable[[], Any], clock: Clock = time.perf_counter, settle: float = 0.0) -> float:
+    """Seconds one call of ``fn`` takes, after a garbage collection (and a pause of
+    ``settle`` seconds), so that runs start alike.
 
     ``clock`` is wall time by default; single-threaded benchmarks pass
     ``time.process_time`` (this process's CPU time), which other programs running on a
     busy machine barely disturb."""
     gc.collect()
-    time.sleep(SETTLE_SECONDS)
+    if settle:
+        time.sleep(settle)
     start = clock()
     fn()
     return clock() - start
 
 
 def interleave(contenders: dict[str, Callable[[], Any]], repeats: int,
-               clock: Clock = time.perf_counter) -> dict[str, list[float]]:
+               clock: Clock = time.perf_counter, settle: float = 0.0) -> dict[str, list[float]]:
     """Time each contender ``repeats`` times, rotating the order every round.
 
     Round r runs the contenders starting at index r, so none is always first.  (Each keeps
     its neighbours: the rotation of a cycle is the same cycle.  What one contender leaves
-    running -- BLAS threads spinning -- is waited out by :func:`timed`.)  Returns the
-    seconds of every run, per contender.
+    running -- BLAS threads spinning -- is waited out with ``settle``: see
+    :data:`SETTLE_SECONDS`.)  Returns the seconds of every run, per contender.
     """
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for k in range(len(names)):
             name = names[(r + k) % len(names)]
-            times[name].append(timed(contenders[name], clock))
+            times[name].append(timed(contenders[name], clock, settle))
     return times
 
 

@@ -10,8 +10,10 @@ apply the ReLU first, as the textbook writes it.
 The floor is the same net written directly in numpy, laid out for speed: channels-last
 (NHWC) activations, im2col by a strided view plus one copy, one GEMM per convolution,
 pooling as the maximum of the four strided corners of each 2×2 window, col2im as kh·kw
-GEMMs each giving a contiguous block added onto a shifted window, in-place Adam.  Contenders run the
-same batches, interleaved, for a fixed number of steps per round.  Where the BLAS has several
+GEMMs each giving a contiguous block added onto a shifted window, in-place Adam.
+Contenders run the same batches, interleaved, for a fixed number of steps per round, each
+round after a 0.2 s pause (``_common.SETTLE_SECONDS``: no contender inherits another's
+spinning BLAS threads).  Where the BLAS has several
 threads, the library runs a second time with it held at one thread, as ``tinygrad-edu train``
 runs it: the conv and pooling ops then split their batch over the cores themselves
 (``tinygrad_edu.parallel``).
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from _common import (
+    SETTLE_SECONDS,
     Summary,
     interleave,
     mnist_or_synthetic,
@@ -298,7 +301,7 @@ def main() -> None:
         warm = run_of(step, x, y, 1)
         (single(warm) if name == ONE_THREAD and single is not None else warm)()
 
-    times = interleave(runs, args.repeats)
+    times = interleave(runs, args.repeats, settle=SETTLE_SECONDS)
     report(times, BATCH * steps)
 
 
