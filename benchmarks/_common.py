@@ -59,14 +59,19 @@ def parse_args(description: str, repeats: int,
 
 
 # ------------------------------------------------------------------ machine facts
-def _cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The value of the first ``field`` line of /proc/cpuinfo (None without one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def _blas() -> str:
@@ -86,15 +91,10 @@ AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
 def cpu_has_avx512() -> bool | None:
     """Whether the CPU (and the OS) offers the AVX-512 subsets of a Skylake-X (F, CD, BW,
     DQ, VL), from /proc/cpuinfo's flags; None where there is no /proc/cpuinfo."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    flags = _cpuinfo("flags")
+    if flags is None:
         return None
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags
-    return None
+    return {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= set(flags.split())
 
 
 def kernel_note(kernel: str | None, avx512: bool | None) -> str:
