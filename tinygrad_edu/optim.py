@@ -149,7 +149,7 @@ class SGD(Optimizer):
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
 
     def _update(self, theta: np.ndarray, grad: np.ndarray, state: dict) -> None:
-        g = _with_decay(grad, theta, self.weight_decay) if self.weight_decay else grad
+        g = _with_decay(grad, theta, self.weight_decay)
         mu = self.momentum
         if mu:
             buf = state.get("momentum")
