@@ -24,6 +24,7 @@ import itertools
 import json
 import math
 import os
+import tokenize
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,12 @@ def save_checkpoint(
 # parameter changed.  Each refusal is a CheckpointError naming the file and the field.
 
 #: What a damaged .npz can raise while being opened or read.
+#: (NotImplementedError: a damaged compression-method field names a method zipfile lacks.)
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError, UnicodeDecodeError,
-                RecursionError)
+                RecursionError, NotImplementedError)
+#: What numpy's .npy header parser can raise on a damaged header: besides ValueError, a stray
+#: NUL byte or an unclosed bracket escapes as SyntaxError or tokenize.TokenError.
+_HEADER_ERRORS = (*_READ_ERRORS, SyntaxError, tokenize.TokenError, TypeError)
 #: Largest JSON record read (a real one is under 1 KiB).
 MAX_RECORD_BYTES = 1 << 20
 #: Most array members and most bytes a checkpoint's arrays may declare in total.
@@ -127,11 +132,15 @@ def _member_header(path: Path, archive: zipfile.ZipFile,
     """Shape and dtype of the .npy member ``info``, checked against its stored size."""
     key = info.filename[:-4]
     with archive.open(info) as handle:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        except _HEADER_ERRORS as exc:
+            raise _fail(path, f"{key} has an unreadable .npy header "
+                              f"({type(exc).__name__}: {exc})") from exc
         header_size = handle.tell()
     if any(d < 0 for d in shape):
         raise _fail(path, f"{key} declares a negative dimension {shape}")
