@@ -195,15 +195,22 @@ def test_truncated_member_is_refused(tmp_path: Path) -> None:
     _refused(_write(tmp_path / "t.npz", members), "param/layers.0.weight", "stores")
 
 
-def test_an_unknown_compression_method_is_refused(tmp_path: Path) -> None:
-    """A damaged method field (here 99, in both the local and the central header)."""
+@pytest.mark.parametrize(("field", "value", "fragment"), [
+    ("method", 99, "uses zip compression method 99"),
+    ("method", zipfile.ZIP_LZMA, "uses zip compression method 14"),
+    ("flags", 0x1, "is encrypted"),
+])
+def test_a_damaged_zip_header_field_is_refused(tmp_path: Path, field: str, value: int,
+                                               fragment: str) -> None:
+    """The first member's compression method or flags, in its local and central headers."""
     path = _write(tmp_path / "m.npz", _good_members())
     blob = bytearray(path.read_bytes())
-    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
-        at = blob.find(signature)
-        blob[at + offset:at + offset + 2] = (99).to_bytes(2, "little")
+    for signature, offsets in ((b"PK\x03\x04", {"flags": 6, "method": 8}),
+                               (b"PK\x01\x02", {"flags": 8, "method": 10})):
+        at = blob.find(signature) + offsets[field]
+        blob[at:at + 2] = value.to_bytes(2, "little")
     path.write_bytes(bytes(blob))
-    _refused(path, "corrupt or truncated file", "NotImplementedError")
+    _refused(path, fragment)
 
 
 def _raw_npy(header: bytes, data_bytes: int = 16 * 784 * 4) -> bytes:

@@ -106,9 +106,8 @@ def save_checkpoint(
 # parameter changed.  Each refusal is a CheckpointError naming the file and the field.
 
 #: What a damaged .npz can raise while being opened or read.
-#: (NotImplementedError: a damaged compression-method field names a method zipfile lacks.)
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError, UnicodeDecodeError,
-                RecursionError, NotImplementedError)
+                RecursionError)
 #: What numpy's .npy header parser can raise on a damaged header: besides ValueError, a stray
 #: NUL byte or an unclosed bracket escapes as SyntaxError or tokenize.TokenError.
 _HEADER_ERRORS = (*_READ_ERRORS, SyntaxError, tokenize.TokenError, TypeError)
@@ -121,6 +120,8 @@ MAX_TOTAL_BYTES = 4 << 30
 MAX_WIDTH = 1 << 16
 MAX_LAYERS = 64
 _NPY_MAGIC = b"\x93NUMPY"
+#: The zip compression methods numpy's savez and savez_compressed write.
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
 def _fail(path: Path, message: str) -> CheckpointError:
@@ -172,6 +173,11 @@ def _scan_archive(path: Path) -> tuple[zipfile.ZipFile, dict[str, tuple]]:
         for info in infos:
             if not info.filename.endswith(".npy"):
                 raise _fail(path, f"unexpected member {info.filename!r}")
+            if info.compress_type not in _METHODS:  # numpy writes only these two
+                raise _fail(path, f"{info.filename} uses zip compression method "
+                                  f"{info.compress_type} (only stored or deflated are read)")
+            if info.flag_bits & 0x1:
+                raise _fail(path, f"{info.filename} is encrypted")
             headers[info.filename[:-4]] = (*_member_header(path, archive, info), info)
         total = sum(math.prod(shape) * dtype.itemsize for shape, dtype, _ in headers.values())
         if total > MAX_TOTAL_BYTES:
