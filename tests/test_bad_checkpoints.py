@@ -198,7 +198,10 @@ def test_truncated_member_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("field", "value", "fragment"), [
     ("method", 99, "uses zip compression method 99"),
     ("method", zipfile.ZIP_LZMA, "uses zip compression method 14"),
-    ("flags", 0x1, "is encrypted"),
+    ("flags", 0x0001, "zip flags 0x0001: encrypted"),
+    ("flags", 0x0020, "zip flags 0x0020"),
+    ("flags", 0x0040, "zip flags 0x0040"),
+    ("flags", 0x2000, "zip flags 0x2000"),
 ])
 def test_a_damaged_zip_header_field_is_refused(tmp_path: Path, field: str, value: int,
                                                fragment: str) -> None:

@@ -106,8 +106,9 @@ def save_checkpoint(
 # parameter changed.  Each refusal is a CheckpointError naming the file and the field.
 
 #: What a damaged .npz can raise while being opened or read.
+#: (NotImplementedError: zipfile's word for a zip feature it cannot read.)
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError, UnicodeDecodeError,
-                RecursionError)
+                RecursionError, NotImplementedError)
 #: What numpy's .npy header parser can raise on a damaged header: besides ValueError, a stray
 #: NUL byte or an unclosed bracket escapes as SyntaxError or tokenize.TokenError.
 _HEADER_ERRORS = (*_READ_ERRORS, SyntaxError, tokenize.TokenError, TypeError)
@@ -122,6 +123,10 @@ MAX_LAYERS = 64
 _NPY_MAGIC = b"\x93NUMPY"
 #: The zip compression methods numpy's savez and savez_compressed write.
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+#: The general-purpose flag bits a plain zip member may carry: deflate's speed options (1, 2),
+#: a data descriptor after the data (3), UTF-8 names (11).  Any other (encryption 0 or 6,
+#: patched data 5...) is a feature this loader does not read.
+_FLAGS = 0x0002 | 0x0004 | 0x0008 | 0x0800
 
 
 def _fail(path: Path, message: str) -> CheckpointError:
@@ -176,8 +181,9 @@ def _scan_archive(path: Path) -> tuple[zipfile.ZipFile, dict[str, tuple]]:
             if info.compress_type not in _METHODS:  # numpy writes only these two
                 raise _fail(path, f"{info.filename} uses zip compression method "
                                   f"{info.compress_type} (only stored or deflated are read)")
-            if info.flag_bits & 0x1:
-                raise _fail(path, f"{info.filename} is encrypted")
+            if info.flag_bits & ~_FLAGS:
+                raise _fail(path, f"{info.filename} has zip flags {info.flag_bits:#06x}: "
+                                  "encrypted or another zip feature this loader does not read")
             headers[info.filename[:-4]] = (*_member_header(path, archive, info), info)
         total = sum(math.prod(shape) * dtype.itemsize for shape, dtype, _ in headers.values())
         if total > MAX_TOTAL_BYTES:
