@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,18 @@ def test_a_damaged_npy_header_is_refused_by_member(tmp_path: Path, header: bytes
     members["param/layers.0.weight"] = _raw_npy(header)
     _refused(_write(tmp_path / "h.npz", members),
              "param/layers.0.weight has an unreadable .npy header", why)
+
+
+def test_a_python_2_style_header_is_refused_not_warned_about(tmp_path: Path) -> None:
+    """numpy parses ``16L`` only after a repair, with a UserWarning telling the user to save
+    the file again: in a checkpoint it is damage (a random hit can make one)."""
+    members = _good_members()
+    members["param/layers.0.weight"] = _raw_npy(
+        b"{'descr': '<f4', 'fortran_order': False, 'shape': (16L, 784)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _refused(_write(tmp_path / "py2.npz", members), "param/layers.0.weight",
+                 "damaged .npy header")
 
 
 def test_the_raw_header_builder_makes_a_loadable_member(tmp_path: Path) -> None:
