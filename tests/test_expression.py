@@ -148,10 +148,11 @@ def test_property_junk_only_ever_raises_expression_error(text: str) -> None:
     assert isinstance(result, Value)
 
 
-@pytest.mark.parametrize("text", ["1or x", "0x1for x", "1if x else 2"])
+@pytest.mark.parametrize("text", ["1or x", "0x1for x", "1if x else 2", r"'\%'", r"x + '\-'"])
 def test_python_syntax_warnings_never_reach_the_user(text: str) -> None:
-    """Python warns about ``1or`` (a number run into a keyword); the parser answers with its
-    own result or error only, as on any other input."""
+    """Python warns about ``1or`` (a number run into a keyword) and about ``'\\%'`` (an
+    invalid escape: a DeprecationWarning up to 3.11, a SyntaxWarning since); the parser
+    answers with its own result or error only, as on any other input."""
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")  # ("error" would turn it into a SyntaxError)
         try:

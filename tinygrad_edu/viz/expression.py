@@ -70,11 +70,13 @@ def functions() -> dict[str, Op]:
 
 
 def _ast_parse(text: str, mode: str) -> ast.AST:
-    """``ast.parse`` without Python's SyntaxWarnings (``1or x``: "invalid decimal literal"):
-    the user wrote an expression, not Python, and what is wrong with it is said by our own
-    errors, never as a warning line about ``<unknown>``."""
+    """``ast.parse`` without Python's compile-time warnings (``1or x``: "invalid decimal
+    literal"; ``'\\%'``: "invalid escape sequence", a DeprecationWarning before Python 3.12,
+    a SyntaxWarning since): the user wrote an expression, not Python, and what is wrong with
+    it is said by our own errors, never as a warning line about ``<unknown>``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         return ast.parse(text, mode=mode)
 
 
