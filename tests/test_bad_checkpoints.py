@@ -38,8 +38,9 @@ def _npy(array: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def _write(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w") as archive:
+def _write(path: Path, members: dict[str, bytes],
+           compression: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
         for name, blob in members.items():
             archive.writestr(f"{name}.npy", blob)
     return path
@@ -217,6 +218,35 @@ def test_a_damaged_zip_header_field_is_refused(tmp_path: Path, field: str, value
     _refused(path, fragment)
 
 
+def _member_starts(blob: bytes) -> list[int]:
+    """Where each member's data (its .npy header first, deflated or not) begins in ``blob``:
+    after its 30-byte local zip header, its name and its extra field."""
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        offsets = [info.header_offset for info in archive.infolist()]
+    return [at + 30 + int.from_bytes(blob[at + 26:at + 28], "little")
+            + int.from_bytes(blob[at + 28:at + 30], "little") for at in offsets]
+
+
+def test_a_deflated_checkpoint_loads(tmp_path: Path) -> None:
+    """savez_compressed's members (deflated) are read like savez's (stored)."""
+    model, _ = load_checkpoint(_write(tmp_path / "z.npz", _good_members(), zipfile.ZIP_DEFLATED))
+    reference = build_model("mlp", rng=0, **SMALL).state_dict()
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, reference[key])
+
+
+@pytest.mark.parametrize("member", ["param/layers.0.weight", ckpt.RECORD_KEY])
+def test_a_damaged_deflate_stream_is_refused(tmp_path: Path, member: str) -> None:
+    """A deflated member whose stream cannot be decompressed (zlib's own error) is damage:
+    its first byte made a block of the reserved type 3."""
+    members = _good_members()
+    path = _write(tmp_path / "z.npz", members, zipfile.ZIP_DEFLATED)
+    blob = bytearray(path.read_bytes())
+    blob[_member_starts(bytes(blob))[list(members).index(member)]] = 0b111  # final, type 3
+    path.write_bytes(bytes(blob))
+    _refused(path, member, "invalid block type")
+
+
 def _raw_npy(header: bytes, data_bytes: int = 16 * 784 * 4) -> bytes:
     """A version-1.0 .npy member with ``header`` written verbatim (numpy would refuse to)."""
     header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
@@ -313,14 +343,16 @@ def test_a_checkpoint_damaged_anywhere_loads_or_is_refused_by_name(data: st.Data
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        path = _write(Path(folder) / "d.npz", _good_members())
+        compression = data.draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+        path = _write(Path(folder) / "d.npz", _good_members(), compression)
         blob = bytearray(path.read_bytes())
         # The member headers are a few hundred of the file's ~50,000 bytes, so half the hits
-        # land within 128 bytes of a member's .npy magic, where the parsing is.
-        headers = [i for i in range(len(blob)) if blob.startswith(b"\x93NUMPY", i)]
+        # land within 128 bytes of the start of a member's data (its .npy header, deflated
+        # or not), where the parsing is.
         anywhere = st.integers(0, len(blob) - 1)
         near_a_header = st.builds(lambda start, offset: min(start + offset, len(blob) - 1),
-                                  st.sampled_from(headers), st.integers(0, 127))
+                                  st.sampled_from(_member_starts(bytes(blob))),
+                                  st.integers(0, 127))
         for _ in range(data.draw(st.integers(1, 4))):
             at = data.draw(st.one_of(anywhere, near_a_header))
             blob[at] = data.draw(st.integers(0, 255))

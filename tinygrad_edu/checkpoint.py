@@ -27,6 +27,7 @@ import os
 import tokenize
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,10 @@ def save_checkpoint(
 # parameter changed.  Each refusal is a CheckpointError naming the file and the field.
 
 #: What a damaged .npz can raise while being opened or read.
-#: (NotImplementedError: zipfile's word for a zip feature it cannot read.)
+#: (NotImplementedError: zipfile's word for a zip feature it cannot read; zlib.error: a
+#: deflated member whose stream cannot be decompressed, which zipfile passes on as it is.)
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError, UnicodeDecodeError,
-                RecursionError, NotImplementedError)
+                RecursionError, NotImplementedError, zlib.error)
 #: What numpy's .npy header parser can raise on a damaged header: besides ValueError, a stray
 #: NUL byte or an unclosed bracket escapes as SyntaxError or tokenize.TokenError.
 _HEADER_ERRORS = (*_READ_ERRORS, SyntaxError, tokenize.TokenError, TypeError)
